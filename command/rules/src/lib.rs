@@ -1,0 +1,1 @@
+//! Azure Policy rule engine (pending).

@@ -1,0 +1,1 @@
+//! KurrentDB adapter (pending).

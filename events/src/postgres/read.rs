@@ -1,0 +1,120 @@
+//! Reads: one stream by revision, `$all` pages under the visibility horizon, and the head.
+
+use sqlx::PgPool;
+
+use super::{Inner, LogOrder, pg, rows};
+use crate::{Catalog, Direction, EventFilter, Position, RecordedEvent, StoreError, StreamName};
+
+/// Stream reads see every committed event at once (a command handler must read its own
+/// writes); only `$all` readers wait for the visibility horizon.
+#[tracing::instrument(name = "es.read_stream", skip(inner), fields(stream = %stream), err)]
+pub(crate) async fn read_stream(
+    inner: &Inner,
+    stream: &StreamName,
+    from: u64,
+    dir: Direction,
+    max: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    // FROM_END (u64::MAX) saturates to i64::MAX: "from the end".
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
+    let sql = match dir {
+        Direction::Forwards => format!(
+            "SELECT {} FROM es_events WHERE stream_name = $1 AND stream_revision >= $2 \
+             ORDER BY stream_revision ASC LIMIT $3",
+            rows::EVENT_COLUMNS
+        ),
+        Direction::Backwards => format!(
+            "SELECT {} FROM es_events WHERE stream_name = $1 AND stream_revision <= $2 \
+             ORDER BY stream_revision DESC LIMIT $3",
+            rows::EVENT_COLUMNS
+        ),
+    };
+    let found = sqlx::query(&sql)
+        .bind(stream.as_str())
+        .bind(from)
+        .bind(limit)
+        .fetch_all(&inner.pool)
+        .await
+        .map_err(pg("read stream"))?;
+    found.iter().map(|r| rows::decode(&inner.catalog, r)).collect()
+}
+
+/// One scanned row of `$all`: its position, and the event when it matched the filter.
+pub(crate) struct Scanned {
+    pub position: Position,
+    pub event: Option<RecordedEvent>,
+}
+
+/// Up to `limit` rows after `after` whose transactions are below the visibility horizon,
+/// in `$all` order. Filtered-out rows come back without their event so that the scan can
+/// still advance (and checkpoint) past them.
+#[tracing::instrument(name = "es.read_all_page", skip(pool, catalog, filter), err)]
+pub(crate) async fn read_page(
+    pool: &PgPool,
+    catalog: &Catalog,
+    after: Position,
+    filter: &EventFilter,
+    limit: i64,
+    order: LogOrder,
+) -> Result<Vec<Scanned>, StoreError> {
+    let bound = match order {
+        LogOrder::Visibility => {
+            "(tx_id, seq) > ($1, $2) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+             ORDER BY tx_id, seq"
+        }
+        LogOrder::SequenceOnly => "$1::bigint IS NOT NULL AND seq > $2 ORDER BY seq",
+    };
+    let sql = format!(
+        "SELECT (cardinality($3::text[]) = 0 OR category = ANY($3)) \
+            AND (cardinality($4::text[]) = 0 OR event_type = ANY($4)) AS matched, {} \
+         FROM es_events WHERE {bound} LIMIT $5",
+        rows::EVENT_COLUMNS
+    );
+    let found = sqlx::query(&sql)
+        .bind(after.major as i64)
+        .bind(after.minor as i64)
+        .bind(&filter.categories)
+        .bind(&filter.event_types)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(pg("read $all page"))?;
+    found
+        .iter()
+        .map(|row| {
+            let matched: bool = sqlx::Row::try_get(row, "matched").map_err(pg("decode $all page"))?;
+            if matched {
+                let event = rows::decode(catalog, row)?;
+                Ok(Scanned { position: event.position, event: Some(event) })
+            } else {
+                let position = rows::position_of(row).map_err(pg("decode $all page"))?;
+                Ok(Scanned { position, event: None })
+            }
+        })
+        .collect()
+}
+
+/// Whether any committed row lies beyond `after`, visible or not yet (held back by an older
+/// open transaction): a caught-up subscriber then looks again soon instead of sleeping
+/// until the next notification.
+#[tracing::instrument(name = "es.rows_beyond", skip(pool), err)]
+pub(crate) async fn rows_beyond(pool: &PgPool, after: Position) -> Result<bool, StoreError> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM es_events WHERE (tx_id, seq) > ($1, $2))")
+        .bind(after.major as i64)
+        .bind(after.minor as i64)
+        .fetch_one(pool)
+        .await
+        .map_err(pg("check for newer events"))
+}
+
+/// The position of the last committed event. It may be briefly invisible to `$all`
+/// readers while an older transaction is open; lag measured against it includes that.
+#[tracing::instrument(name = "es.head", skip(pool), err)]
+pub(crate) async fn last_committed(pool: &PgPool) -> Result<Option<Position>, StoreError> {
+    let row = sqlx::query("SELECT tx_id, seq FROM es_events ORDER BY tx_id DESC, seq DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await
+        .map_err(pg("read head"))?;
+    row.map(|r| rows::position_of(&r)).transpose().map_err(pg("decode head"))
+}

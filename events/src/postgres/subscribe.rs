@@ -1,0 +1,170 @@
+//! `$all` subscriptions: catch up page by page under the visibility horizon, say
+//! `CaughtUp` once everything committed before the call is delivered, then follow live, woken by LISTEN/NOTIFY rather than by polling.
+//!
+//! One LISTEN connection per store feeds a `watch` counter that every subscription of that
+//! store waits on. A subscriber marks the counter seen *before* it reads, so a notification
+//! that arrives while it reads wakes it again: no commit can slip between its last read and
+//! its sleep. Two cases need a timer, and only these: rows committed beyond the horizon but
+//! held back by an older open transaction (no notification comes when that transaction
+//! ends; re-checked with a short backoff while such rows exist), and a notification lost
+//! while the listener reconnected (`idle_recheck`, 10 s by default).
+
+use std::{sync::Arc, time::Duration};
+
+use futures::{StreamExt, stream::BoxStream};
+use sqlx::{PgPool, postgres::PgListener};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
+
+use super::{Inner, NOTIFY_CHANNEL, pg, read};
+use crate::{EventFilter, Position, StoreError, SubscriptionItem};
+
+/// Wake-ups of one store's subscribers: a counter bumped on every notification.
+pub(crate) struct Wakeups {
+    counter: watch::Receiver<u64>,
+}
+
+impl Wakeups {
+    /// Connects and LISTENs before returning, so a subscriber that starts reading after
+    /// this returns cannot miss a notification.
+    #[tracing::instrument(name = "es.listen", skip(pool), err)]
+    pub(crate) async fn start(pool: &PgPool) -> Result<Self, StoreError> {
+        let mut listener = PgListener::connect_with(pool).await.map_err(pg("connect listener"))?;
+        listener.listen(NOTIFY_CHANNEL).await.map_err(pg("listen"))?;
+        let (tx, counter) = watch::channel(0u64);
+        tokio::spawn(
+            async move {
+                loop {
+                    tokio::select! {
+                        // Every receiver gone: the store was dropped.
+                        () = tx.closed() => return,
+                        next = listener.try_recv() => {
+                            match next {
+                                Ok(Some(_)) => {}
+                                // The connection dropped; the next call reconnects. Wake
+                                // everyone: a notification may have been lost meanwhile.
+                                Ok(None) => tracing::warn!("event notification connection lost; reconnecting"),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "event notification listener failed; retrying in 1 s");
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                }
+                            }
+                            tx.send_modify(|n| *n = n.wrapping_add(1));
+                        }
+                    }
+                }
+            }
+            .instrument(tracing::info_span!("es.listener")),
+        );
+        Ok(Self { counter })
+    }
+}
+
+type Batch = Result<Vec<SubscriptionItem>, StoreError>;
+
+pub(crate) fn subscribe_all(
+    inner: Arc<Inner>,
+    from: Option<Position>,
+    filter: EventFilter,
+) -> BoxStream<'static, Result<SubscriptionItem, StoreError>> {
+    // Two pages in flight: the next page is read while the subscriber handles this one.
+    let (tx, rx) = mpsc::channel::<Batch>(2);
+    let span = tracing::info_span!("es.subscription", from = ?from.map(|p| p.token()), ?filter);
+    tokio::spawn(
+        async move {
+            if let Err(e) = follow(&inner, from, &filter, &tx).await {
+                tracing::warn!(error = %e, "subscription ended with an error");
+                let _ = tx.send(Err(e)).await;
+            }
+        }
+        .instrument(span),
+    );
+    ReceiverStream::new(rx)
+        .flat_map(|batch| {
+            let items: Vec<Result<SubscriptionItem, StoreError>> = match batch {
+                Ok(items) => items.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures::stream::iter(items)
+        })
+        .boxed()
+}
+
+/// Runs until the subscriber goes away (Ok) or the store fails (Err).
+async fn follow(
+    inner: &Inner,
+    from: Option<Position>,
+    filter: &EventFilter,
+    tx: &mpsc::Sender<Batch>,
+) -> Result<(), StoreError> {
+    let mut wake = inner.wakeups().await?.counter.clone();
+    let settings = &inner.settings;
+    let mut pos = from.unwrap_or(Position::new(0, 0));
+    // CaughtUp means: every event committed before the subscription started was delivered.
+    // The horizon alone would not do — an unrelated open transaction anywhere in the
+    // cluster can hide a commit that finished before this call.
+    let target = read::last_committed(&inner.pool).await?;
+    let mut caught_up = false;
+    let mut unreported = 0u64; // filtered-out rows scanned since the last item sent
+    let mut held_back = Duration::from_millis(5);
+    loop {
+        wake.borrow_and_update();
+        loop {
+            let page =
+                read::read_page(&inner.pool, &inner.catalog, pos, filter, settings.page_size, settings.order)
+                    .await?;
+            let full = page.len() as i64 >= settings.page_size;
+            let mut items = Vec::with_capacity(page.len() + 2);
+            for scanned in page {
+                pos = scanned.position;
+                match scanned.event {
+                    Some(event) => {
+                        items.push(SubscriptionItem::Event(Box::new(event)));
+                        unreported = 0;
+                    }
+                    None => {
+                        unreported += 1;
+                        if unreported >= settings.checkpoint_interval {
+                            items.push(SubscriptionItem::Checkpoint(pos));
+                            unreported = 0;
+                        }
+                    }
+                }
+            }
+            if !full {
+                if unreported > 0 {
+                    items.push(SubscriptionItem::Checkpoint(pos));
+                    unreported = 0;
+                }
+                if !caught_up && target.is_none_or(|t| pos >= t) {
+                    items.push(SubscriptionItem::CaughtUp);
+                    caught_up = true;
+                }
+            }
+            if !items.is_empty() && tx.send(Ok(items)).await.is_err() {
+                return Ok(());
+            }
+            if !full {
+                break;
+            }
+        }
+        let wait = if read::rows_beyond(&inner.pool, pos).await? {
+            held_back = (held_back * 2).min(Duration::from_millis(200));
+            held_back
+        } else {
+            held_back = Duration::from_millis(5);
+            settings.idle_recheck
+        };
+        tokio::select! {
+            () = tx.closed() => return Ok(()),
+            changed = wake.changed() => {
+                if changed.is_err() {
+                    // The listener is gone only when the store is; keep going on the timer.
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

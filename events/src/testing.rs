@@ -1,0 +1,85 @@
+//! Test support for every crate of the workspace: a fresh, migrated
+//! PostgreSQL database per test, so that tests run in parallel and start clean.
+//!
+//! The server comes from `CORTEX_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, the set-up of `ops/test`). Databases are
+//! named `cortex_test_<uuid>`; [`TestDatabase::drop_database`] removes one, and `ops/test`
+//! removes any left behind by an earlier, interrupted run.
+
+use sqlx::{
+    Connection, Executor, PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+use uuid::Uuid;
+
+use crate::postgres::MIGRATOR;
+
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database of one test.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    pub pool: PgPool,
+    admin_url: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("CORTEX_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned())
+}
+
+impl TestDatabase {
+    /// Creates and migrates a new database; panics with the cause when the server is not
+    /// reachable (a test cannot run without it).
+    pub async fn create() -> Self {
+        Self::create_with_pool_size(16).await
+    }
+
+    pub async fn create_with_pool_size(max_connections: u32) -> Self {
+        let admin_url = admin_url();
+        let name = format!("cortex_test_{}", Uuid::now_v7().simple());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {admin_url}: {e}"));
+        admin
+            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let _ = admin.close().await;
+        let options: PgConnectOptions =
+            admin_url.parse::<PgConnectOptions>().expect("valid admin url").database(&name);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to test database {name}: {e}"));
+        MIGRATOR.run(&pool).await.unwrap_or_else(|e| panic!("migrations failed on {name}: {e}"));
+        let url = replace_database(&admin_url, &name);
+        Self { name, url, pool, admin_url }
+    }
+
+    /// Closes the pool and drops the database.
+    pub async fn drop_database(self) {
+        self.pool.close().await;
+        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
+            let _ = admin
+                .execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name).as_str())
+                .await;
+            let _ = admin.close().await;
+        }
+    }
+}
+
+/// The URL with its database path replaced by `name`.
+pub fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}

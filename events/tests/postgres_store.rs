@@ -1,0 +1,133 @@
+//! PostgreSQL-specific guarantees beyond the shared conformance suite.
+
+mod conformance;
+
+use std::sync::Arc;
+
+use cortex_events::{
+    EventStore, ExpectedRevision as Exp, StoreError,
+    postgres::{LogOrder, PostgresEventStore, PostgresSettings},
+    testing::TestDatabase,
+};
+use sqlx::{Connection, PgConnection};
+
+use conformance::{Harness, next_events, ns, until_caught_up};
+
+fn harness(db: &TestDatabase, order: LogOrder) -> Harness {
+    let pool = db.pool.clone();
+    Harness::new(Arc::new(move |catalog| {
+        let settings = PostgresSettings { order, ..PostgresSettings::default() };
+        Arc::new(PostgresEventStore::with_settings(pool.clone(), catalog, settings)) as Arc<dyn EventStore>
+    }))
+}
+
+/// Writes one event in a transaction left open, so that it takes a lower `seq` than events
+/// committed after it.
+async fn open_transaction_with_one_event(db: &TestDatabase, h: &Harness) -> PgConnection {
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+    let e = h.event(0);
+    let meta = e.seal(cortex_events::hash::GENESIS_HASH);
+    let stream = h.stream();
+    sqlx::query(
+        "INSERT INTO es_events (stream_name, category, stream_revision, event_id, event_type, schema_version, \
+         tenant_id, data, metadata, hash) VALUES ($1, $2, 0, $3, 'TestEvent', 1, $4, $5, $6, $7)",
+    )
+    .bind(stream.as_str())
+    .bind(stream.category())
+    .bind(e.event_id)
+    .bind(h.tenant)
+    .bind(&e.data)
+    .bind(meta.to_json())
+    .bind(&meta.hash)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_commits_after_a_later_sequence_number_is_still_delivered() {
+    let db = TestDatabase::create().await;
+    let h = harness(&db, LogOrder::Visibility);
+    let mut sub = h.store.subscribe_all(None, h.own());
+    assert!(until_caught_up(&mut sub).await.is_empty());
+    let mut slow = open_transaction_with_one_event(&db, &h).await;
+    h.store.append(&h.stream(), Exp::NoStream, vec![h.event(1)]).await.unwrap();
+    sqlx::query("COMMIT").execute(&mut slow).await.unwrap();
+    // Event 1 was committed first but sits in a later transaction: the reader waited for
+    // the horizon and delivers both, in (transaction, sequence) order.
+    assert_eq!(ns(&next_events(&mut sub, 2).await), [0, 1]);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_naive_sequence_reader_loses_that_event() {
+    let db = TestDatabase::create().await;
+    let h = harness(&db, LogOrder::SequenceOnly);
+    let mut sub = h.store.subscribe_all(None, h.own());
+    assert!(until_caught_up(&mut sub).await.is_empty());
+    let mut slow = open_transaction_with_one_event(&db, &h).await;
+    h.store.append(&h.stream(), Exp::NoStream, vec![h.event(1)]).await.unwrap();
+    assert_eq!(ns(&next_events(&mut sub, 1).await), [1], "the later sequence number is read first");
+    sqlx::query("COMMIT").execute(&mut slow).await.unwrap();
+    h.store.append(&h.stream(), Exp::NoStream, vec![h.event(2)]).await.unwrap();
+    // Event 0 is now committed, but its sequence number is behind the reader: lost.
+    assert_eq!(ns(&next_events(&mut sub, 1).await), [2]);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_is_stored_once_whatever_the_stream() {
+    let db = TestDatabase::create().await;
+    let h = harness(&db, LogOrder::Visibility);
+    let e = h.event(0);
+    let (a, b) = (h.stream(), h.stream());
+    h.store.append(&a, Exp::NoStream, vec![e.clone()]).await.unwrap();
+    match h.store.append(&b, Exp::NoStream, vec![e.clone()]).await {
+        Err(StoreError::DuplicateEventId { event_id, stream, revision }) => {
+            assert_eq!((event_id, stream, revision), (e.event_id, a, 0))
+        }
+        other => panic!("expected DuplicateEventId, got {other:?}"),
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_refuses_updates_and_deletes() {
+    let db = TestDatabase::create().await;
+    let h = harness(&db, LogOrder::Visibility);
+    h.store.append(&h.stream(), Exp::NoStream, vec![h.event(0)]).await.unwrap();
+    for sql in ["UPDATE es_events SET data = '{}'", "DELETE FROM es_events", "TRUNCATE es_events"] {
+        let err = sqlx::query(sql).execute(&db.pool).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_at_the_same_revision_let_exactly_one_win() {
+    let db = TestDatabase::create().await;
+    let h = harness(&db, LogOrder::Visibility);
+    let s = h.stream();
+    h.store.append(&s, Exp::NoStream, vec![h.event(0)]).await.unwrap();
+    let racers: Vec<_> = (1..=16)
+        .map(|n| {
+            let (store, s, e) = (h.store.clone(), s.clone(), h.event(n));
+            tokio::spawn(async move { store.append(&s, Exp::Exact(0), vec![e]).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(out) => {
+                assert_eq!(out.revision, 1);
+                wins += 1;
+            }
+            Err(StoreError::WrongExpectedRevision { actual: Some(1), .. }) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    db.drop_database().await;
+}
