@@ -1,1 +1,31 @@
-fn main() {}
+//! `cortex`: the PolicyCortex binary. Configuration, telemetry, command-line parsing and
+//! wiring only; everything else lives in the library crates.
+
+mod cli;
+mod config;
+mod migrate;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    telemetry::init(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            // Logged once, here, with its whole cause chain (to stderr, like every log).
+            tracing::error!(error = format!("{e:#}"), "command failed");
+            ExitCode::FAILURE
+        }
+    }
+}

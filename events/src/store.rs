@@ -218,14 +218,21 @@ impl StoreError {
                     | sqlx::Error::PoolClosed
                     | sqlx::Error::WorkerCrashed
             ),
-            Self::Kurrent { source, .. } => matches!(
-                source,
-                kurrentdb::Error::GrpcConnectionError(_)
-                    | kurrentdb::Error::ConnectionClosed
-                    | kurrentdb::Error::ServerError(_)
-                    | kurrentdb::Error::NotLeaderException(_)
-                    | kurrentdb::Error::DeadlineExceeded
-            ),
+            Self::Kurrent { source, .. } => {
+                matches!(
+                    source,
+                    kurrentdb::Error::GrpcConnectionError(_)
+                        | kurrentdb::Error::ConnectionClosed
+                        | kurrentdb::Error::ServerError(_)
+                        | kurrentdb::Error::NotLeaderException(_)
+                        | kurrentdb::Error::DeadlineExceeded
+                ) || matches!(
+                    source,
+                    // gRPC ABORTED, RESOURCE_EXHAUSTED, UNAVAILABLE: how a server sheds a slow or
+                    // surplus client (the client crate re-exports no `tonic::Code`).
+                    kurrentdb::Error::Grpc { code, .. } if matches!(i32::from(*code), 10 | 8 | 14)
+                )
+            }
             _ => false,
         }
     }

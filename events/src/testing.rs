@@ -2,7 +2,7 @@
 //! PostgreSQL database per test, so that tests run in parallel and start clean.
 //!
 //! The server comes from `CORTEX_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`, the set-up of `ops/test`). Databases are
+//! `postgres://postgres:postgres@127.0.0.1:5432/postgres`, the set-up of `ops/test`). Databases are
 //! named `cortex_test_<uuid>`; [`TestDatabase::drop_database`] removes one, and `ops/test`
 //! removes any left behind by an earlier, interrupted run.
 
@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::postgres::MIGRATOR;
 
-pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The password is the one `ops/` sets on a fresh install; under trust auth it is ignored.
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
 
 /// A database of one test.
 pub struct TestDatabase {
