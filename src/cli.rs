@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{config::DatabaseArgs, migrate, telemetry::LogArgs};
+use std::path::PathBuf;
+
+use crate::{config::DatabaseArgs, migrate, policy_check, telemetry::LogArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "cortex", version, about = "PolicyCortex: event-sourced cloud governance")]
@@ -23,6 +25,39 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Work with Azure Policy rules locally.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate a policy against one resource and print the state and the reason. Exit 0
+    /// whatever the state, 2 when the policy does not compile (faults on stderr).
+    Check(PolicyCheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyCheckArgs {
+    /// An Azure policy definition (as Azure publishes it, its `properties`, or a bare
+    /// `policyRule`).
+    pub policy: PathBuf,
+    /// An inventory record (id, name, type, location, kind, tags, properties, …).
+    pub resource: PathBuf,
+    /// Parameter values by name (`{"x": v}` or Azure's `{"x": {"value": v}}`).
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+    /// Override the definition's mode.
+    #[arg(long, value_enum)]
+    pub mode: Option<policy_check::ModeArg>,
+    /// The resource's resource group (`name`, `location`, `tags`).
+    #[arg(long)]
+    pub rg: Option<PathBuf>,
+    /// Print exactly one JSON object `{"state", "reason"}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -32,5 +67,6 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{applied}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Policy { command: PolicyCommand::Check(args) } => policy_check::run(&args),
     }
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod migrate;
+mod policy_check;
 mod telemetry;
 
 use std::process::ExitCode;

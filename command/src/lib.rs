@@ -11,3 +11,6 @@
 //! - the compliance evaluator, a subscriber of `$all` that appends `ComplianceEvaluated`;
 //! - the Azure Policy rule engine, in the crate `cortex-rules` (`command/rules/`), pure by
 //!   construction, re-exported here.
+
+/// The Azure Policy rule engine.
+pub use cortex_rules as rules;

@@ -16,9 +16,23 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 /// Canonical JSON text of a value (see the module doc).
 pub fn canonical_json(value: &Value) -> String {
+    if maps_are_sorted() {
+        // serde_json's map is a BTreeMap (byte order of keys) unless a crate in the build
+        // switches on `preserve_order`: then its own output already is canonical.
+        return value.to_string();
+    }
     let mut out = String::with_capacity(256);
     write_canonical(value, &mut out);
     out
+}
+
+/// Whether serde_json serialises object keys sorted in this build (checked once).
+fn maps_are_sorted() -> bool {
+    static SORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SORTED.get_or_init(|| {
+        let probe: Value = serde_json::from_str(r#"{"b":1,"a":2,"B":3}"#).unwrap_or(Value::Null);
+        serde_json::to_string(&probe).is_ok_and(|s| s == r#"{"B":3,"a":2,"b":1}"#)
+    })
 }
 
 fn write_canonical(value: &Value, out: &mut String) {
@@ -62,21 +76,25 @@ fn push_string(s: &str, out: &mut String) {
 /// The hash of one event given its predecessor's hash. `metadata` must not contain `hash`
 /// (a `hash` key, if present, is ignored).
 pub fn chain_hash(prev_hash: &str, event_type: &str, data: &Value, metadata: &Value) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(event_type.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(canonical_json(data).as_bytes());
-    hasher.update(b"\n");
-    match metadata {
+    let metadata = match metadata {
         Value::Object(map) if map.contains_key("hash") => {
             let mut without = map.clone();
             without.remove("hash");
-            hasher.update(canonical_json(&Value::Object(without)).as_bytes());
+            canonical_json(&Value::Object(without))
         }
-        other => hasher.update(canonical_json(other).as_bytes()),
+        other => canonical_json(other),
+    };
+    chain_hash_of_canonical(prev_hash, event_type, &canonical_json(data), &metadata)
+}
+
+/// [`chain_hash`] over already canonical texts (writers that keep the text for storage).
+pub fn chain_hash_of_canonical(prev_hash: &str, event_type: &str, data: &str, metadata: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [prev_hash, event_type, data] {
+        hasher.update(part.as_bytes());
+        hasher.update(b"\n");
     }
+    hasher.update(metadata.as_bytes());
     hex::encode(hasher.finalize())
 }
 
@@ -90,6 +108,14 @@ mod tests {
     fn canonical_json_sorts_keys_at_every_depth_and_drops_white_space() {
         let v = json!({"b": 1, "a": {"z": [1, {"y": "é\n", "x": null}], "c": true}});
         assert_eq!(canonical_json(&v), r#"{"a":{"c":true,"z":[1,{"x":null,"y":"é\n"}]},"b":1}"#);
+    }
+
+    #[test]
+    fn the_fast_path_and_the_explicit_sort_agree() {
+        let v = json!({"b": [{"z": 1, "A": 2.5}], "a": "x\"y", "é": null, "B": -1});
+        let mut slow = String::new();
+        write_canonical(&v, &mut slow);
+        assert_eq!(canonical_json(&v), slow);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::hash::chain_hash;
+use crate::hash::{chain_hash, chain_hash_of_canonical};
 
 /// Who caused a change, and in which trace — the part of the metadata a command handler
 /// (or a system component) supplies once for all the events of one decision.
@@ -75,6 +75,11 @@ impl NewEvent {
 
     /// The metadata of this event once sealed after `prev_hash`.
     pub fn seal(&self, prev_hash: &str) -> EventMetadata {
+        self.seal_with_data(prev_hash, &crate::hash::canonical_json(&self.data))
+    }
+
+    /// [`Self::seal`] given the canonical text of the data (which a writer also stores).
+    pub fn seal_with_data(&self, prev_hash: &str, canonical_data: &str) -> EventMetadata {
         let mut meta = EventMetadata {
             event_id: self.event_id,
             tenant_id: self.provenance.tenant_id,
@@ -87,7 +92,8 @@ impl NewEvent {
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
         };
-        meta.hash = chain_hash(prev_hash, &self.event_type, &self.data, &meta.unsealed_json());
+        let unsealed = crate::hash::canonical_json(&meta.unsealed_json());
+        meta.hash = chain_hash_of_canonical(prev_hash, &self.event_type, canonical_data, &unsealed);
         meta
     }
 }

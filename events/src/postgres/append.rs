@@ -64,7 +64,9 @@ impl Rows {
             None => (0, GENESIS_HASH.to_owned()),
         };
         for e in events {
-            let meta = e.seal(&prev);
+            // One serialisation of the data serves the hash and the stored row.
+            let data = crate::hash::canonical_json(&e.data);
+            let meta = e.seal_with_data(&prev, &data);
             self.stream.push(stream.as_str().to_owned());
             self.category.push(stream.category().to_owned());
             self.revision.push(next as i64);
@@ -72,7 +74,7 @@ impl Rows {
             self.event_type.push(e.event_type.clone());
             self.schema_version.push(e.schema_version as i32);
             self.tenant_id.push(e.provenance.tenant_id);
-            self.data.push(e.data.to_string());
+            self.data.push(data);
             self.metadata.push(meta.to_json().to_string());
             self.hash.push(meta.hash.clone());
             prev = meta.hash;
@@ -322,10 +324,11 @@ impl Committer {
         let settings = &inner.settings;
         let (queue, rx) = mpsc::channel::<Request>(settings.max_group * 4);
         let rx = Arc::new(Mutex::new(rx));
+        let heads = Arc::new(HeadCache::default());
         for worker in 0..settings.committers.max(1) {
             // Workers hold the pool and catalog, not the store: no reference cycle keeps
             // them alive after the store is dropped.
-            let ctx = GroupCtx { pool: inner.pool.clone() };
+            let ctx = GroupCtx { pool: inner.pool.clone(), heads: heads.clone() };
             let rx = rx.clone();
             let max_group = settings.max_group.max(1);
             tokio::spawn(
@@ -365,32 +368,80 @@ impl Committer {
     }
 }
 
+/// Streams' heads as this process last wrote them, so that a group whose streams are all
+/// known needs one statement instead of two. Only a hint: the primary key still refuses a
+/// stale one (another process wrote meanwhile), the group is then retried alone (which
+/// reads the real head) and the entry dropped. An entry is added only after its insert
+/// succeeded, so it is never ahead of the table.
+#[derive(Default)]
+struct HeadCache {
+    heads: std::sync::Mutex<HashMap<String, (u64, String)>>,
+}
+
+/// Entries kept before the cache starts over (a few MB).
+const HEAD_CACHE_LIMIT: usize = 50_000;
+
+impl HeadCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, String)>> {
+        // A panic while holding this lock leaves only a hint behind; keep using it.
+        self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, streams: &[String]) -> (HashMap<String, Head>, Vec<String>) {
+        let heads = self.lock();
+        let mut known = HashMap::with_capacity(streams.len());
+        let mut unknown = Vec::new();
+        for s in streams {
+            match heads.get(s) {
+                Some(h) => {
+                    known.insert(s.clone(), Some(h.clone()));
+                }
+                None => unknown.push(s.clone()),
+            }
+        }
+        (known, unknown)
+    }
+
+    fn put(&self, written: impl IntoIterator<Item = (String, (u64, String))>) {
+        let mut heads = self.lock();
+        if heads.len() > HEAD_CACHE_LIMIT {
+            heads.clear();
+        }
+        heads.extend(written);
+    }
+
+    fn forget<'a>(&self, streams: impl IntoIterator<Item = &'a StreamName>) {
+        let mut heads = self.lock();
+        for s in streams {
+            heads.remove(s.as_str());
+        }
+    }
+}
+
 struct GroupCtx {
     pool: PgPool,
+    heads: Arc<HeadCache>,
 }
 
 impl GroupCtx {
     async fn alone(&self, r: &Request) -> Result<AppendOutcome, StoreError> {
+        self.heads.forget([&r.stream]);
         append_single(&self.pool, &r.stream, r.expected, &r.events).await
     }
 }
 
 #[tracing::instrument(name = "es.group_commit", skip_all, fields(appends = batch.len()))]
 async fn commit_group(ctx: &GroupCtx, batch: Vec<Request>) {
-    if batch.len() == 1 {
-        for r in batch {
-            let out = ctx.alone(&r).await;
-            let _ = r.reply.send(out);
-        }
-        return;
-    }
     let mut streams: Vec<String> = batch.iter().map(|r| r.stream.as_str().to_owned()).collect();
     streams.sort_unstable();
     streams.dedup();
-    let mut heads = match stream_heads(&ctx.pool, &streams).await {
-        Ok(h) => h,
-        Err(_) => return retry_alone(ctx, batch).await,
-    };
+    let (mut heads, unknown) = ctx.heads.get(&streams);
+    if !unknown.is_empty() {
+        match stream_heads(&ctx.pool, &unknown).await {
+            Ok(h) => heads.extend(h),
+            Err(_) => return retry_alone(ctx, batch).await,
+        }
+    }
     let mut rows = Rows::default();
     let mut grouped: Vec<(Request, u64)> = Vec::with_capacity(batch.len());
     let mut alone: Vec<Request> = Vec::new();
@@ -408,6 +459,9 @@ async fn commit_group(ctx: &GroupCtx, batch: Vec<Request>) {
     if !rows.is_empty() {
         match insert(&ctx.pool, rows).await {
             Ok(positions) => {
+                ctx.heads.put(grouped.iter().filter_map(|(r, _)| {
+                    heads.get(r.stream.as_str()).cloned().flatten().map(|h| (r.stream.as_str().to_owned(), h))
+                }));
                 for (r, last_rev) in grouped {
                     let _ = r.reply.send(outcome_of(&r.stream, last_rev, &positions));
                 }
