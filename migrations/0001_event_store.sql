@@ -14,8 +14,8 @@ CREATE TABLE es_events (
     event_type      text        NOT NULL,
     schema_version  integer     NOT NULL CHECK (schema_version >= 1),
     tenant_id       uuid        NOT NULL,
-    data            jsonb       NOT NULL,
-    metadata        jsonb       NOT NULL,
+    data            json        NOT NULL,
+    metadata        json        NOT NULL,
     hash            text        NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now(),
     -- Optimistic concurrency: two writers of the same revision cannot both succeed.

@@ -94,7 +94,7 @@ async fn insert(pool: &PgPool, rows: Rows) -> Result<HashMap<(String, u64), Posi
     let returned = sqlx::query(
         "INSERT INTO es_events (stream_name, category, stream_revision, event_id, event_type, \
                                 schema_version, tenant_id, data, metadata, hash) \
-         SELECT s, c, r, i, t, v, tn, d::jsonb, m::jsonb, h \
+         SELECT s, c, r, i, t, v, tn, d::json, m::json, h \
          FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::uuid[], $5::text[], $6::int4[], \
                      $7::uuid[], $8::text[], $9::text[], $10::text[]) AS u(s, c, r, i, t, v, tn, d, m, h) \
          RETURNING stream_name, stream_revision, tx_id, seq",

@@ -1,6 +1,6 @@
 //! Reads: one stream by revision, `$all` pages under the visibility horizon, and the head.
 
-use sqlx::PgPool;
+use sqlx::{PgPool, postgres::PgRow};
 
 use super::{Inner, LogOrder, pg, rows};
 use crate::{Catalog, Direction, EventFilter, Position, RecordedEvent, StoreError, StreamName};
@@ -47,17 +47,16 @@ pub(crate) struct Scanned {
 }
 
 /// Up to `limit` rows after `after` whose transactions are below the visibility horizon,
-/// in `$all` order. Filtered-out rows come back without their event so that the scan can
-/// still advance (and checkpoint) past them.
-#[tracing::instrument(name = "es.read_all_page", skip(pool, catalog, filter), err)]
-pub(crate) async fn read_page(
-    pool: &PgPool,
-    catalog: &Catalog,
+/// in `$all` order, undecoded (see [`decode_page`]). Filtered-out rows come back without
+/// their payload so that the scan can still advance (and checkpoint) past them.
+#[tracing::instrument(name = "es.read_all_page", skip(pool, filter), err)]
+pub(crate) async fn fetch_page(
+    pool: PgPool,
     after: Position,
-    filter: &EventFilter,
+    filter: EventFilter,
     limit: i64,
     order: LogOrder,
-) -> Result<Vec<Scanned>, StoreError> {
+) -> Result<Vec<PgRow>, StoreError> {
     let bound = match order {
         LogOrder::Visibility => {
             "(tx_id, seq) > ($1, $2) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
@@ -71,25 +70,32 @@ pub(crate) async fn read_page(
          FROM es_events WHERE {bound} LIMIT $5",
         rows::EVENT_COLUMNS
     );
-    let found = sqlx::query(&sql)
+    sqlx::query(&sql)
         .bind(after.major as i64)
         .bind(after.minor as i64)
         .bind(&filter.categories)
         .bind(&filter.event_types)
         .bind(limit)
-        .fetch_all(pool)
+        .fetch_all(&pool)
         .await
-        .map_err(pg("read $all page"))?;
-    found
-        .iter()
+        .map_err(pg("read $all page"))
+}
+
+/// The position of a fetched row (cheap: no payload decoding).
+pub(crate) fn row_position(row: &PgRow) -> Result<Position, StoreError> {
+    rows::position_of(row).map_err(pg("decode $all page"))
+}
+
+/// Decodes a fetched page: matched rows become events, the others positions only.
+pub(crate) fn decode_page(catalog: &Catalog, page: &[PgRow]) -> Result<Vec<Scanned>, StoreError> {
+    page.iter()
         .map(|row| {
             let matched: bool = sqlx::Row::try_get(row, "matched").map_err(pg("decode $all page"))?;
             if matched {
                 let event = rows::decode(catalog, row)?;
                 Ok(Scanned { position: event.position, event: Some(event) })
             } else {
-                let position = rows::position_of(row).map_err(pg("decode $all page"))?;
-                Ok(Scanned { position, event: None })
+                Ok(Scanned { position: row_position(row)?, event: None })
             }
         })
         .collect()

@@ -12,7 +12,10 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, stream::BoxStream};
-use sqlx::{PgPool, postgres::PgListener};
+use sqlx::{
+    PgPool,
+    postgres::{PgListener, PgRow},
+};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
@@ -110,11 +113,39 @@ async fn follow(
     let mut held_back = Duration::from_millis(5);
     loop {
         wake.borrow_and_update();
+        // While one page is decoded and handed over, the next is already being read:
+        // PostgreSQL and this process work side by side during catch-up.
+        let mut prefetch: Option<tokio::task::JoinHandle<Result<Vec<PgRow>, StoreError>>> = None;
         loop {
-            let page =
-                read::read_page(&inner.pool, &inner.catalog, pos, filter, settings.page_size, settings.order)
-                    .await?;
+            let page = match prefetch.take() {
+                Some(next) => next.await.map_err(|e| StoreError::Corrupt {
+                    stream: String::new(),
+                    position: pos,
+                    message: format!("page reader task failed: {e}"),
+                })??,
+                None => {
+                    read::fetch_page(
+                        inner.pool.clone(),
+                        pos,
+                        filter.clone(),
+                        settings.page_size,
+                        settings.order,
+                    )
+                    .await?
+                }
+            };
             let full = page.len() as i64 >= settings.page_size;
+            if full && let Some(last) = page.last() {
+                let after = read::row_position(last)?;
+                prefetch = Some(tokio::spawn(read::fetch_page(
+                    inner.pool.clone(),
+                    after,
+                    filter.clone(),
+                    settings.page_size,
+                    settings.order,
+                )));
+            }
+            let page = read::decode_page(&inner.catalog, &page)?;
             let mut items = Vec::with_capacity(page.len() + 2);
             for scanned in page {
                 pos = scanned.position;
