@@ -6,7 +6,12 @@ use clap::{Parser, Subcommand};
 
 use std::path::PathBuf;
 
-use crate::{config::DatabaseArgs, migrate, policy_check, telemetry::LogArgs};
+use crate::{
+    config::{DatabaseArgs, ServeArgs},
+    migrate, policy_check, serve,
+    telemetry::LogArgs,
+    tenants,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "cortex", version, about = "PolicyCortex: event-sourced cloud governance")]
@@ -25,10 +30,36 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Run the service: the command API (`/v1/…`, `/healthz`, `/openapi.json`). Applies
+    /// pending migrations first; SIGTERM or Ctrl-C drains in-flight requests.
+    Serve(ServeArgs),
+    /// Manage tenants and their API keys.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Demo data: fill a running PolicyCortex with a generated Azure estate and policies,
+    /// through its public API.
+    Demo {
+        #[command(subcommand)]
+        command: crate::demo::DemoCommand,
+    },
     /// Work with Azure Policy rules locally.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant and its first API key; prints `{"tenant_id", "api_key"}`. The key is
+    /// shown only here: the database keeps only its hash.
+    Create {
+        /// A name for people (1 to 200 characters).
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
     },
 }
 
@@ -68,5 +99,14 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy { command: PolicyCommand::Check(args) } => policy_check::run(&args),
+        Command::Demo { command } => crate::demo::run(command).await,
+        Command::Serve(args) => {
+            serve::Application::build(&args).await?.run_until_stopped().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenants { command: TenantsCommand::Create { name, db } } => {
+            println!("{}", tenants::create(&db, &name).await?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

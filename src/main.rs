@@ -3,9 +3,12 @@
 
 mod cli;
 mod config;
+mod demo;
 mod migrate;
 mod policy_check;
+mod serve;
 mod telemetry;
+mod tenants;
 
 use std::process::ExitCode;
 

@@ -260,6 +260,34 @@ pub trait EventStore: Send + Sync {
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Every event of each of `streams`, forwards, for a handler that decides many aggregates
+    /// at once (a batch of inventory records). Streams with no events are absent from the
+    /// answer. The default reads the streams one after another; adapters with a cheaper way
+    /// override it.
+    async fn read_streams(
+        &self,
+        streams: &[StreamName],
+    ) -> Result<std::collections::HashMap<StreamName, Vec<RecordedEvent>>, StoreError> {
+        const PAGE: usize = 1024;
+        let mut found = std::collections::HashMap::with_capacity(streams.len());
+        for stream in streams {
+            let mut events: Vec<RecordedEvent> = Vec::new();
+            loop {
+                let from = events.last().map_or(FROM_START, |e| e.revision + 1);
+                let page = self.read_stream(stream, from, Direction::Forwards, PAGE).await?;
+                let full = page.len() == PAGE;
+                events.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            if !events.is_empty() {
+                found.insert(stream.clone(), events);
+            }
+        }
+        Ok(found)
+    }
+
     /// Follows `$all` after `from` (exclusive; `None` = from the start): the stored events,
     /// then [`SubscriptionItem::CaughtUp`], then live events as they commit, in one total
     /// order consistent with every stream's order. The stream ends only when dropped, or

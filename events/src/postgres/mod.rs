@@ -150,6 +150,13 @@ impl EventStore for PostgresEventStore {
         read::read_stream(&self.inner, stream, from, dir, max).await
     }
 
+    async fn read_streams(
+        &self,
+        streams: &[StreamName],
+    ) -> Result<std::collections::HashMap<StreamName, Vec<RecordedEvent>>, StoreError> {
+        read::read_streams(&self.inner, streams).await
+    }
+
     fn subscribe_all(
         &self,
         from: Option<Position>,

@@ -40,6 +40,31 @@ pub(crate) async fn read_stream(
     found.iter().map(|r| rows::decode(&inner.catalog, r)).collect()
 }
 
+/// Every event of each stream, in one statement per chunk of streams.
+#[tracing::instrument(name = "es.read_streams", skip_all, fields(streams = streams.len()), err)]
+pub(crate) async fn read_streams(
+    inner: &Inner,
+    streams: &[StreamName],
+) -> Result<std::collections::HashMap<StreamName, Vec<RecordedEvent>>, StoreError> {
+    // Bounded so that one statement's answer stays a few megabytes.
+    const CHUNK: usize = 1000;
+    let sql = format!(
+        "SELECT {} FROM es_events WHERE stream_name = ANY($1) ORDER BY stream_name, stream_revision",
+        rows::EVENT_COLUMNS
+    );
+    let mut found: std::collections::HashMap<StreamName, Vec<RecordedEvent>> =
+        std::collections::HashMap::with_capacity(streams.len());
+    for chunk in streams.chunks(CHUNK) {
+        let names: Vec<&str> = chunk.iter().map(StreamName::as_str).collect();
+        let page = sqlx::query(&sql).bind(&names).fetch_all(&inner.pool).await.map_err(pg("read streams"))?;
+        for row in &page {
+            let event = rows::decode(&inner.catalog, row)?;
+            found.entry(event.stream.clone()).or_default().push(event);
+        }
+    }
+    Ok(found)
+}
+
 /// One scanned row of `$all`: its position, and the event when it matched the filter.
 pub(crate) struct Scanned {
     pub position: Position,

@@ -47,6 +47,7 @@ macro_rules! for_each_case {
             events_that_break_the_catalog_are_refused_and_nothing_is_written,
             streams_read_forwards_and_backwards_with_a_limit,
             a_missing_stream_reads_as_empty,
+            many_streams_read_at_once_answer_each_stream_whole,
             every_event_is_sealed_into_its_stream_hash_chain,
             old_schema_versions_are_upcast_on_read,
             head_is_the_position_of_the_last_event,

@@ -28,6 +28,19 @@ pub async fn a_missing_stream_reads_as_empty(h: Harness) {
     assert!(h.store.read_stream(&s, FROM_END, Direction::Backwards, 10).await.unwrap().is_empty());
 }
 
+pub async fn many_streams_read_at_once_answer_each_stream_whole(h: Harness) {
+    let (a, b, empty) = (h.stream(), h.stream(), h.stream());
+    h.store.append(&a, Exp::NoStream, h.events(0..3)).await.unwrap();
+    h.store.append(&b, Exp::NoStream, h.events(10..11)).await.unwrap();
+    h.store.append(&a, Exp::Exact(2), h.events(3..5)).await.unwrap();
+    let found = h.store.read_streams(&[b.clone(), empty.clone(), a.clone()]).await.unwrap();
+    assert_eq!(found.len(), 2, "a stream with no events is absent");
+    assert_eq!(ns(&found[&a]), [0, 1, 2, 3, 4]);
+    assert_eq!(found[&a].iter().map(|e| e.revision).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(ns(&found[&b]), [10]);
+    assert!(!found.contains_key(&empty));
+}
+
 pub async fn every_event_is_sealed_into_its_stream_hash_chain(h: Harness) {
     let s = h.stream();
     h.store.append(&s, Exp::NoStream, h.events(0..3)).await.unwrap();

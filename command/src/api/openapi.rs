@@ -1,0 +1,68 @@
+//! `/openapi.json`: OpenAPI 3.1, generated from the routes' `#[utoipa::path]` attributes (so a
+//! route cannot exist undocumented), with the request bodies replaced by the very schema
+//! files the API validates against (`schemas/commands/`), published as components.
+
+use serde_json::{Map, Value, json};
+
+use super::body::COMMAND_SCHEMAS;
+
+/// The finished document.
+pub fn document(api: utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
+    doc["openapi"] = json!("3.1.0");
+    doc["info"] = json!({
+        "title": "PolicyCortex API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "Event-sourced cloud governance. Errors are application/problem+json (RFC 9457); \
+                        every success answers a `position` token for read-your-writes (`X-Cortex-After`).",
+    });
+    let schemas = components(&mut doc);
+    for (name, text) in COMMAND_SCHEMAS {
+        let Ok(Value::Object(mut schema)) = serde_json::from_str::<Value>(text) else { continue };
+        // Inside an OpenAPI document a schema is addressed by its component path.
+        schema.remove("$schema");
+        schema.remove("$id");
+        if *name == "ResourceBatch" {
+            schema["properties"]["resources"]["items"] =
+                json!({"$ref": "#/components/schemas/InventoryRecord"});
+        }
+        schemas.insert((*name).to_owned(), Value::Object(schema));
+    }
+    link_request_bodies(&mut doc);
+    doc["components"]["securitySchemes"] = json!({"bearer": {"type": "http", "scheme": "bearer"}});
+    doc["security"] = json!([{"bearer": []}]);
+    doc
+}
+
+fn components(doc: &mut Value) -> &mut Map<String, Value> {
+    if !doc["components"].is_object() {
+        doc["components"] = json!({});
+    }
+    if !doc["components"]["schemas"].is_object() {
+        doc["components"]["schemas"] = json!({});
+    }
+    match &mut doc["components"]["schemas"] {
+        Value::Object(map) => map,
+        _ => unreachable!("set to an object above"),
+    }
+}
+
+/// Each route names its body schema in the request body's description; point the body at
+/// that component.
+fn link_request_bodies(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for operation in item.values_mut() {
+            let Some(body) = operation.get_mut("requestBody") else { continue };
+            let Some(name) = body.get("description").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            if COMMAND_SCHEMAS.iter().any(|(n, _)| *n == name) {
+                body["content"] = json!({
+                    "application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}
+                });
+                body["required"] = json!(true);
+            }
+        }
+    }
+}
