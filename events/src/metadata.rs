@@ -92,7 +92,7 @@ impl NewEvent {
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
         };
-        let unsealed = crate::hash::canonical_json(&meta.unsealed_json());
+        let unsealed = meta.canonical_text(false);
         meta.hash = chain_hash_of_canonical(prev_hash, &self.event_type, canonical_data, &unsealed);
         meta
     }
@@ -130,6 +130,43 @@ impl EventMetadata {
     pub fn to_json(&self) -> Value {
         // Serialising a struct of strings, uuids and integers cannot fail.
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// The canonical JSON text of the metadata (`hash` included or not), written directly
+    /// rather than through a `Value`: the fields below are declared in byte order of their
+    /// names, which is what canonical JSON sorts them by (a test proves the two agree). This
+    /// is on every append's path.
+    pub fn canonical_text(&self, with_hash: bool) -> String {
+        #[derive(Serialize)]
+        struct Sorted<'a> {
+            actor: &'a str,
+            causation_id: Uuid,
+            correlation_id: Uuid,
+            event_id: Uuid,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            hash: Option<&'a str>,
+            #[serde(with = "micros")]
+            occurred_at: DateTime<Utc>,
+            prev_hash: &'a str,
+            schema_version: u32,
+            tenant_id: Uuid,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            traceparent: Option<&'a str>,
+        }
+        let sorted = Sorted {
+            actor: &self.actor,
+            causation_id: self.causation_id,
+            correlation_id: self.correlation_id,
+            event_id: self.event_id,
+            hash: with_hash.then_some(self.hash.as_str()),
+            occurred_at: self.occurred_at,
+            prev_hash: &self.prev_hash,
+            schema_version: self.schema_version,
+            tenant_id: self.tenant_id,
+            traceparent: self.traceparent.as_deref(),
+        };
+        // Strings, uuids and integers: serialisation cannot fail.
+        serde_json::to_string(&sorted).unwrap_or_default()
     }
 
     /// Recomputes this event's hash from its stored type and data.
@@ -179,6 +216,18 @@ mod tests {
 
     use super::*;
     use crate::hash::GENESIS_HASH;
+
+    #[test]
+    fn the_direct_canonical_text_equals_canonical_json_of_the_metadata() {
+        for traceparent in [None, Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned())]
+        {
+            let mut provenance = Provenance::system(Uuid::now_v7(), "test \"quoted\" é");
+            provenance.traceparent = traceparent;
+            let meta = NewEvent::new("T", 1, json!({"a": 1}), provenance).seal(GENESIS_HASH);
+            assert_eq!(meta.canonical_text(false), crate::hash::canonical_json(&meta.unsealed_json()));
+            assert_eq!(meta.canonical_text(true), crate::hash::canonical_json(&meta.to_json()));
+        }
+    }
 
     #[test]
     fn sealed_metadata_round_trips_through_json_with_the_same_hash() {

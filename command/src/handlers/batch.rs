@@ -28,31 +28,31 @@ impl Commands {
         records: Vec<(usize, InventoryRecord)>,
     ) -> Result<Vec<ItemResult>, CommandError> {
         let mut results: Vec<ItemResult> = Vec::with_capacity(records.len());
-        let mut first: Vec<(usize, uuid::Uuid, ResourceSnapshot, InventoryRecord)> = Vec::new();
-        let mut later: Vec<(usize, InventoryRecord)> = Vec::new();
+        let mut first: Vec<(usize, uuid::Uuid, ResourceSnapshot)> = Vec::new();
+        let mut later: Vec<(usize, ResourceSnapshot)> = Vec::new();
         let mut seen = HashSet::new();
         for (index, record) in records {
-            match record.clone().normalise() {
+            match record.normalise() {
                 Err(faults) => results.push((index, Err(DomainError::Invalid(faults).into()))),
                 Ok(snapshot) => {
                     let id = resource_id(ctx.caller.tenant_id, &snapshot.cloud_id);
                     if seen.insert(id) {
-                        first.push((index, id, snapshot, record));
+                        first.push((index, id, snapshot));
                     } else {
-                        later.push((index, record));
+                        later.push((index, snapshot));
                     }
                 }
             }
         }
 
-        let streams: Vec<StreamName> = first.iter().map(|(_, id, _, _)| StreamName::resource(*id)).collect();
+        let streams: Vec<StreamName> = first.iter().map(|(_, id, _)| StreamName::resource(*id)).collect();
         // Nothing is decided yet: a failed read fails the whole request.
         let mut histories = self.store.read_streams(&streams).await?;
 
         let mut appends = Vec::new();
         let mut retry: Vec<usize> = Vec::new();
-        let mut by_index: HashMap<usize, InventoryRecord> = HashMap::new();
-        for ((index, id, snapshot, record), stream) in first.into_iter().zip(streams) {
+        let mut by_index: HashMap<usize, ResourceSnapshot> = HashMap::new();
+        for ((index, id, snapshot), stream) in first.into_iter().zip(streams) {
             let history = histories.remove(&stream).unwrap_or_default();
             let empty = Loaded { state: ResourceState::default(), revision: None, last_position: None };
             let loaded = match fold_into(empty, ctx, &stream, "resource", &history) {
@@ -76,7 +76,10 @@ impl Commands {
                     results.push((index, outcome));
                 }
                 Ok(events) => {
-                    by_index.insert(index, record);
+                    // Kept for the one-record path, should the append meet a concurrent change.
+                    if let ResourceCommand::Register { snapshot, .. } = command {
+                        by_index.insert(index, snapshot);
+                    }
                     appends.push(self.append_decided(ctx, index, id, stream, loaded.revision, events));
                 }
             }
@@ -89,12 +92,12 @@ impl Commands {
         }
 
         // Concurrent changes and repeated resources: the one-record path, in batch order.
-        let mut slow: Vec<(usize, InventoryRecord)> =
+        let mut slow: Vec<(usize, ResourceSnapshot)> =
             retry.into_iter().filter_map(|i| by_index.remove(&i).map(|r| (i, r))).collect();
         slow.extend(later);
         slow.sort_by_key(|(i, _)| *i);
-        for (index, record) in slow {
-            results.push((index, self.register_resource(ctx, record).await));
+        for (index, snapshot) in slow {
+            results.push((index, self.register_snapshot(ctx, snapshot).await));
         }
         results.sort_by_key(|(i, _)| *i);
         Ok(results)

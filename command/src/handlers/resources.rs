@@ -4,7 +4,7 @@ use cortex_events::{DomainEvent, Position, StreamName, resource_id};
 use uuid::Uuid;
 
 use super::{CommandError, Commands, RequestContext};
-use crate::aggregate::{InventoryRecord, ResourceCommand, ResourceState};
+use crate::aggregate::{InventoryRecord, ResourceCommand, ResourceSnapshot, ResourceState};
 
 /// What a resource command did.
 #[derive(Debug, Clone)]
@@ -26,6 +26,15 @@ impl Commands {
         record: InventoryRecord,
     ) -> Result<ResourceOutcome, CommandError> {
         let snapshot = record.normalise().map_err(crate::aggregate::DomainError::Invalid)?;
+        self.register_snapshot(ctx, snapshot).await
+    }
+
+    /// [`Commands::register_resource`] of an already normalised record.
+    pub(crate) async fn register_snapshot(
+        &self,
+        ctx: &RequestContext,
+        snapshot: ResourceSnapshot,
+    ) -> Result<ResourceOutcome, CommandError> {
         let id = resource_id(ctx.caller.tenant_id, &snapshot.cloud_id);
         let stream = StreamName::resource(id);
         let decided = self

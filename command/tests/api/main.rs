@@ -2,6 +2,7 @@
 //! per test, and every status DESIGN §8 gives for these routes.
 
 mod concurrency;
+mod demo;
 mod errors;
 mod evaluations;
 mod helpers;

@@ -75,7 +75,7 @@ impl Rows {
             self.schema_version.push(e.schema_version as i32);
             self.tenant_id.push(e.provenance.tenant_id);
             self.data.push(data);
-            self.metadata.push(meta.to_json().to_string());
+            self.metadata.push(meta.canonical_text(true));
             self.hash.push(meta.hash.clone());
             prev = meta.hash;
             next += 1;
@@ -324,7 +324,7 @@ impl Committer {
         let settings = &inner.settings;
         let (queue, rx) = mpsc::channel::<Request>(settings.max_group * 4);
         let rx = Arc::new(Mutex::new(rx));
-        let heads = Arc::new(HeadCache::default());
+        let heads = inner.heads.clone();
         for worker in 0..settings.committers.max(1) {
             // Workers hold the pool and catalog, not the store: no reference cycle keeps
             // them alive after the store is dropped.
@@ -368,21 +368,23 @@ impl Committer {
     }
 }
 
-/// Streams' heads as this process last wrote them, so that a group whose streams are all
-/// known needs one statement instead of two. Only a hint: the primary key still refuses a
-/// stale one (another process wrote meanwhile), the group is then retried alone (which
-/// reads the real head) and the entry dropped. An entry is added only after its insert
-/// succeeded, so it is never ahead of the table.
+/// Streams' heads as this process last wrote or read them (`None`: the stream has no
+/// events), so that a group whose streams are all known needs one statement instead of two —
+/// in particular the appends of a command handler that has just read its stream. Only a
+/// hint: the primary key still refuses a stale one (another process wrote meanwhile), the
+/// group is then retried alone (which reads the real head) and the entry dropped. A written
+/// head is added only after its insert succeeded, so it is never ahead of the table; a read
+/// head never replaces an entry (which may be newer than the read).
 #[derive(Default)]
-struct HeadCache {
-    heads: std::sync::Mutex<HashMap<String, (u64, String)>>,
+pub(crate) struct HeadCache {
+    heads: std::sync::Mutex<HashMap<String, Head>>,
 }
 
 /// Entries kept before the cache starts over (a few MB).
 const HEAD_CACHE_LIMIT: usize = 50_000;
 
 impl HeadCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, String)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Head>> {
         // A panic while holding this lock leaves only a hint behind; keep using it.
         self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -394,7 +396,7 @@ impl HeadCache {
         for s in streams {
             match heads.get(s) {
                 Some(h) => {
-                    known.insert(s.clone(), Some(h.clone()));
+                    known.insert(s.clone(), h.clone());
                 }
                 None => unknown.push(s.clone()),
             }
@@ -407,7 +409,18 @@ impl HeadCache {
         if heads.len() > HEAD_CACHE_LIMIT {
             heads.clear();
         }
-        heads.extend(written);
+        heads.extend(written.into_iter().map(|(s, h)| (s, Some(h))));
+    }
+
+    /// Heads seen by a read; kept only where nothing is known yet.
+    pub(crate) fn prime(&self, seen: impl IntoIterator<Item = (String, Head)>) {
+        let mut heads = self.lock();
+        if heads.len() > HEAD_CACHE_LIMIT {
+            heads.clear();
+        }
+        for (stream, head) in seen {
+            heads.entry(stream).or_insert(head);
+        }
     }
 
     fn forget<'a>(&self, streams: impl IntoIterator<Item = &'a StreamName>) {

@@ -88,6 +88,7 @@ pub(crate) struct Inner {
     pub(crate) settings: PostgresSettings,
     committer: OnceCell<append::Committer>,
     wakeups: OnceCell<subscribe::Wakeups>,
+    pub(crate) heads: Arc<append::HeadCache>,
 }
 
 impl PostgresEventStore {
@@ -106,6 +107,7 @@ impl PostgresEventStore {
                 settings,
                 committer: OnceCell::new(),
                 wakeups: OnceCell::new(),
+                heads: Arc::default(),
             }),
         }
     }

@@ -37,7 +37,22 @@ pub(crate) async fn read_stream(
         .fetch_all(&inner.pool)
         .await
         .map_err(pg("read stream"))?;
-    found.iter().map(|r| rows::decode(&inner.catalog, r)).collect()
+    let events: Vec<RecordedEvent> =
+        found.iter().map(|r| rows::decode(&inner.catalog, r)).collect::<Result<_, _>>()?;
+    // A read that reached the stream's end tells the committer its head.
+    let head = match dir {
+        Direction::Forwards if from == 0 && (events.len() as i64) < limit => Some(events.last()),
+        Direction::Backwards if from == i64::MAX && limit > 0 => Some(events.first()),
+        _ => None,
+    };
+    if let Some(head) = head {
+        inner.heads.prime([(stream.as_str().to_owned(), head_of(head))]);
+    }
+    Ok(events)
+}
+
+fn head_of(last: Option<&RecordedEvent>) -> Option<(u64, String)> {
+    last.map(|e| (e.revision, e.metadata.hash.clone()))
 }
 
 /// Every event of each stream, in one statement per chunk of streams.
@@ -62,6 +77,9 @@ pub(crate) async fn read_streams(
             found.entry(event.stream.clone()).or_default().push(event);
         }
     }
+    inner
+        .heads
+        .prime(streams.iter().map(|s| (s.as_str().to_owned(), head_of(found.get(s).and_then(|e| e.last())))));
     Ok(found)
 }
 
