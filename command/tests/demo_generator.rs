@@ -74,8 +74,8 @@ fn ids_name_their_subscription_and_group_and_groups_precede_their_members() {
         assert!(parts.len() >= 5 && parts[0].is_empty(), "{}", record.id);
         assert_eq!((parts[1], parts[3]), ("subscriptions", "resourceGroups"), "{}", record.id);
         assert!(uuid::Uuid::parse_str(parts[2]).is_ok() && subscriptions.contains(parts[2]), "{}", record.id);
-        assert_eq!(record.subscription_id(), Some(parts[2]));
-        assert_eq!(record.resource_group(), Some(parts[4]));
+        assert_eq!(record.id_subscription(), Some(parts[2]));
+        assert_eq!(record.id_resource_group(), Some(parts[4]));
         let group_id = format!("/subscriptions/{}/resourceGroups/{}", parts[2], parts[4]).to_lowercase();
         if record.resource_type == RESOURCE_GROUP_TYPE {
             assert_eq!(parts.len(), 5, "{}", record.id);
@@ -153,8 +153,11 @@ fn evaluate(n: usize, m: usize) -> (Vec<(String, usize, usize, usize)>, f64) {
     let (mut applicable, mut non_compliant) = (0, 0);
     for record in estate(42, n) {
         let resource: Resource = serde_json::from_value(record.to_json()).unwrap_or_else(|e| panic!("{e}"));
-        let group_key =
-            format!("{}/{}", record.subscription_id().unwrap_or(""), record.resource_group().unwrap_or(""));
+        let group_key = format!(
+            "{}/{}",
+            record.id_subscription().unwrap_or(""),
+            record.id_resource_group().unwrap_or("")
+        );
         if record.is_resource_group() {
             let info = ResourceGroupInfo {
                 name: record.name.clone(),

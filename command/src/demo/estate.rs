@@ -151,6 +151,8 @@ impl Estate {
             kind: None,
             tags: Some(group_tags),
             properties: Some(object(json!({"provisioningState": "Succeeded"}))),
+            subscription_id: None,
+            resource_group: None,
         });
         let mut members = Members {
             rng: &mut self.rng,

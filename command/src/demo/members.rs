@@ -129,6 +129,8 @@ impl Members<'_> {
             kind: kind.map(str::to_owned),
             tags: Some(tags),
             properties: Some(object(properties)),
+            subscription_id: None,
+            resource_group: None,
         });
     }
 

@@ -56,6 +56,8 @@ impl Members<'_> {
                 kind: None,
                 tags: None,
                 properties: Some(object(rule["properties"].clone())),
+                subscription_id: None,
+                resource_group: None,
             });
         }
         id

@@ -1,35 +1,15 @@
 //! What the generator produces: inventory records (the body of `POST /v1/resources`,
 //! DESIGN §8) and the operations of an event stream built from them.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Azure Resource Manager's type for resource groups, as it lists them (DESIGN §3).
 pub const RESOURCE_GROUP_TYPE: &str = "Microsoft.Resources/resourceGroups";
 
-/// One inventory record, exactly the fields the command API accepts. `subscription_id` and
-/// `resource_group` are left out on purpose: every generated id names both, and the API
-/// takes them from it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InventoryRecord {
-    /// The Azure Resource Manager id: `/subscriptions/{sub}/resourceGroups/{group}[/providers/…]`.
-    pub id: String,
-    pub name: String,
-    #[serde(rename = "type")]
-    pub resource_type: String,
-    /// Empty for child resources (NSG security rules), which have no location in Azure.
-    pub location: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    /// `None` for resources that do not support tags (child resources).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub properties: Option<Map<String, Value>>,
-}
+/// The generator's records are the command API's own body type: every generated id names
+/// its subscription and group, so `subscription_id` and `resource_group` stay `None` (the
+/// API takes them from the id) and are left out of the JSON.
+pub use crate::aggregate::InventoryRecord;
 
 impl InventoryRecord {
     pub fn is_resource_group(&self) -> bool {
@@ -37,12 +17,12 @@ impl InventoryRecord {
     }
 
     /// The subscription id the record's id names.
-    pub fn subscription_id(&self) -> Option<&str> {
+    pub fn id_subscription(&self) -> Option<&str> {
         id_segment(&self.id, "subscriptions")
     }
 
     /// The resource group the record's id names (a group's own name for a group).
-    pub fn resource_group(&self) -> Option<&str> {
+    pub fn id_resource_group(&self) -> Option<&str> {
         id_segment(&self.id, "resourceGroups")
     }
 
