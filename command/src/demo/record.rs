@@ -34,6 +34,9 @@ impl InventoryRecord {
 }
 
 /// One step of a generated event stream: what an inventory scanner would submit.
+// Operations are produced and consumed one at a time; boxing the record would only add an
+// allocation per operation.
+#[expect(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
     /// Register a new resource or report a later version of one (same `id`).
