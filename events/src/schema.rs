@@ -167,6 +167,10 @@ impl Catalog {
             });
         }
         let validator = &entry.validators[&entry.current];
+        // The common case first: checking validity is much cheaper than collecting errors.
+        if validator.is_valid(&event.data) {
+            return Ok(());
+        }
         let faults: Vec<SchemaFault> = validator
             .iter_errors(&event.data)
             .take(20)

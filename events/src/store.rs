@@ -309,18 +309,30 @@ pub trait EventStore: Send + Sync {
 /// Checks shared by every adapter before anything is written: non-empty, no id twice, every
 /// event valid against the catalog, and under the size limit.
 pub fn check_append(catalog: &Catalog, events: &[NewEvent]) -> Result<(), StoreError> {
+    let lens: Vec<usize> =
+        events.iter().map(|e| serde_json::to_string(&e.data).map_or(0, |s| s.len())).collect();
+    check_append_sized(catalog, events, &lens)
+}
+
+/// [`check_append`] for a writer that has already serialised each event's data (its byte
+/// length in `data_lens`, one per event), so that it is not serialised once more.
+pub fn check_append_sized(
+    catalog: &Catalog,
+    events: &[NewEvent],
+    data_lens: &[usize],
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Err(StoreError::EmptyAppend);
     }
     let mut ids = std::collections::HashSet::with_capacity(events.len());
     let mut size = 0usize;
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
         if !ids.insert(e.event_id) {
             return Err(StoreError::DuplicateEventInAppend { event_id: e.event_id });
         }
         catalog.validate(e)?;
         // Data plus the metadata's own size (ids, hashes, timestamps, actor, trace).
-        size += serde_json::to_string(&e.data).map_or(0, |s| s.len())
+        size += data_lens.get(i).copied().unwrap_or(0)
             + 400
             + e.event_type.len()
             + e.provenance.actor.len()

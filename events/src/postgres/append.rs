@@ -59,13 +59,24 @@ struct Rows {
 impl Rows {
     /// Seals `events` after `head` and adds them; returns the new head.
     fn push(&mut self, stream: &StreamName, head: &Head, events: &[NewEvent]) -> (u64, String) {
+        let texts = events.iter().map(|e| crate::hash::canonical_json(&e.data)).collect();
+        self.push_canonical(stream, head, events, texts)
+    }
+
+    /// [`Rows::push`] given the canonical text of each event's data.
+    fn push_canonical(
+        &mut self,
+        stream: &StreamName,
+        head: &Head,
+        events: &[NewEvent],
+        texts: Vec<String>,
+    ) -> (u64, String) {
         let (mut next, mut prev) = match head {
             Some((rev, hash)) => (rev + 1, hash.clone()),
             None => (0, GENESIS_HASH.to_owned()),
         };
-        for e in events {
+        for (e, data) in events.iter().zip(texts) {
             // One serialisation of the data serves the hash and the stored row.
-            let data = crate::hash::canonical_json(&e.data);
             let meta = e.seal_with_data(&prev, &data);
             self.stream.push(stream.as_str().to_owned());
             self.category.push(stream.category().to_owned());
@@ -311,6 +322,8 @@ struct Request {
     stream: StreamName,
     expected: ExpectedRevision,
     events: Vec<NewEvent>,
+    /// Canonical text of each event's data.
+    texts: Vec<String>,
     reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
@@ -360,10 +373,11 @@ impl Committer {
         stream: StreamName,
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
+        texts: Vec<String>,
     ) -> Result<AppendOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         let closed = || StoreError::Postgres { step: "queue append", source: sqlx::Error::PoolClosed };
-        self.queue.send(Request { stream, expected, events, reply }).await.map_err(|_| closed())?;
+        self.queue.send(Request { stream, expected, events, texts, reply }).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 }
@@ -458,10 +472,11 @@ async fn commit_group(ctx: &GroupCtx, batch: Vec<Request>) {
     let mut rows = Rows::default();
     let mut grouped: Vec<(Request, u64)> = Vec::with_capacity(batch.len());
     let mut alone: Vec<Request> = Vec::new();
-    for r in batch {
+    for mut r in batch {
         let head = heads.get(r.stream.as_str()).cloned().flatten();
         if expected_holds(r.expected, head.as_ref().map(|h| h.0)) {
-            let new_head = rows.push(&r.stream, &head, &r.events);
+            // Taken: should the group fail, the append is retried alone from its events.
+            let new_head = rows.push_canonical(&r.stream, &head, &r.events, std::mem::take(&mut r.texts));
             let last_rev = new_head.0;
             heads.insert(r.stream.as_str().to_owned(), Some(new_head));
             grouped.push((r, last_rev));

@@ -136,10 +136,13 @@ impl EventStore for PostgresEventStore {
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        crate::store::check_append(&self.inner.catalog, &events)?;
+        // The canonical text is what is hashed and stored; computed once, it also gives the size.
+        let texts: Vec<String> = events.iter().map(|e| crate::hash::canonical_json(&e.data)).collect();
+        let lens: Vec<usize> = texts.iter().map(String::len).collect();
+        crate::store::check_append_sized(&self.inner.catalog, &events, &lens)?;
         let committer =
             self.inner.committer.get_or_init(|| async { append::Committer::start(&self.inner) }).await;
-        committer.submit(stream.clone(), expected, events).await
+        committer.submit(stream.clone(), expected, events, texts).await
     }
 
     async fn read_stream(
