@@ -128,7 +128,7 @@ impl KeyRing {
     }
 
     /// Replaces the ring with the keys in the database (revoked keys drop out).
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(skip(self))]
     pub async fn reload(&self) -> Result<usize, TenantStoreError> {
         let rows =
             sqlx::query("SELECT key_id, tenant_id, secret_hash FROM api_keys WHERE revoked_at IS NULL")
@@ -164,7 +164,7 @@ impl KeyRing {
         })
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(skip(self))]
     async fn fetch(&self, key_id: Uuid) -> Result<Entry, TenantStoreError> {
         let row = sqlx::query(
             "SELECT tenant_id, secret_hash FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL",

@@ -62,7 +62,7 @@ impl IdempotencyStore {
         Self { pool, keep }
     }
 
-    #[tracing::instrument(skip(self, digest), err)]
+    #[tracing::instrument(skip(self, digest))]
     async fn begin(&self, tenant: Uuid, key: &str, digest: &[u8]) -> Result<Begun, StepError> {
         let keep = self.keep.as_secs_f64();
         let abandoned = ABANDONED_AFTER.as_secs_f64();
@@ -113,7 +113,7 @@ impl IdempotencyStore {
         })
     }
 
-    #[tracing::instrument(skip(self, body), err)]
+    #[tracing::instrument(skip(self, body))]
     async fn finish(
         &self,
         tenant: Uuid,
@@ -147,7 +147,7 @@ impl IdempotencyStore {
     }
 
     /// Deletes records older than the keeping time; returns how many.
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(skip(self))]
     pub async fn purge(&self) -> Result<u64, sqlx::Error> {
         let done = sqlx::query(
             "DELETE FROM idempotency_records WHERE created_at < now() - make_interval(secs => $1)",

@@ -61,8 +61,13 @@ impl ApiState {
                     let mut tick = tokio::time::interval(Duration::from_secs(30));
                     loop {
                         tick.tick().await;
-                        // Failures are logged by the span; the ring keeps its last contents.
-                        let _ = keys.reload().await;
+                        if let Err(e) = keys.reload().await {
+                            // The ring keeps its last contents; the next tick tries again.
+                            tracing::warn!(
+                                error = format!("{:#}", anyhow::Error::new(e)),
+                                "reloading the API keys failed"
+                            );
+                        }
                     }
                 }),
             ),

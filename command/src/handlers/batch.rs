@@ -21,7 +21,7 @@ pub type ItemResult = (usize, Result<ResourceOutcome, CommandError>);
 impl Commands {
     /// Registers or updates every record; each answers on its own. Fails as a whole only
     /// when the batch's streams cannot be read (before anything is decided).
-    #[tracing::instrument(skip_all, fields(records = records.len()), err)]
+    #[tracing::instrument(skip_all, fields(records = records.len()))]
     pub async fn register_resources(
         &self,
         ctx: &RequestContext,

@@ -14,7 +14,7 @@ pub struct EvaluationOutcome {
 impl Commands {
     /// Records a scanner's verdict on a resource of the caller's tenant under one of its
     /// policies, with the revisions of both as they stand now.
-    #[tracing::instrument(skip_all, fields(resource_id = %body.resource_id, policy_id = %body.policy_id), err)]
+    #[tracing::instrument(skip_all, fields(resource_id = %body.resource_id, policy_id = %body.policy_id))]
     pub async fn record_evaluation(
         &self,
         ctx: &RequestContext,

@@ -1,5 +1,8 @@
 //! Command handlers: load a stream, fold it, decide, append at the exact revision.
 //!
+//! Handlers return their errors without logging them: most are the client's (404, 409…),
+//! and the HTTP layer logs the others once, with their cause chain.
+//!
 //! Every command here is declarative (a desired state, or a transition that the aggregate
 //! re-checks), so re-deciding after a conflict is safe: on `WrongExpectedRevision` the
 //! handler reloads and decides again, up to [`MAX_ATTEMPTS`] times, unless the client sent
@@ -143,7 +146,7 @@ impl Commands {
 
     /// Loads `stream` as the caller's tenant sees it: a stream of another tenant reads as
     /// not found, never as "exists".
-    #[tracing::instrument(skip(self, ctx), fields(stream = %stream), err)]
+    #[tracing::instrument(skip(self, ctx), fields(stream = %stream))]
     pub(crate) async fn load<A: Aggregate>(
         &self,
         ctx: &RequestContext,
@@ -166,7 +169,7 @@ impl Commands {
     /// Load, decide, append at the exact revision; re-decide on a conflict (see the module
     /// doc). `command` builds the command from the current state, so that facts read once
     /// per attempt stay consistent with the state decided on.
-    #[tracing::instrument(skip(self, ctx, command), fields(stream = %stream), err)]
+    #[tracing::instrument(skip(self, ctx, command), fields(stream = %stream))]
     pub(crate) async fn execute<A, F>(
         &self,
         ctx: &RequestContext,

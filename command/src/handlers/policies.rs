@@ -33,7 +33,7 @@ fn outcome(policy_id: Uuid, decided: Decided) -> PolicyOutcome {
 }
 
 impl Commands {
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all)]
     pub async fn create_policy(
         &self,
         ctx: &RequestContext,
@@ -48,7 +48,7 @@ impl Commands {
         Ok(outcome(policy_id, decided))
     }
 
-    #[tracing::instrument(skip(self, ctx, body), err)]
+    #[tracing::instrument(skip(self, ctx, body))]
     pub async fn update_policy(
         &self,
         ctx: &RequestContext,
@@ -65,7 +65,7 @@ impl Commands {
     }
 
     /// Enable, disable or delete: commands with no body.
-    #[tracing::instrument(skip(self, ctx, command), err)]
+    #[tracing::instrument(skip(self, ctx, command))]
     pub async fn change_policy(
         &self,
         ctx: &RequestContext,
@@ -80,7 +80,7 @@ impl Commands {
     }
 
     /// Exempts a resource of the caller's tenant from a policy.
-    #[tracing::instrument(skip(self, ctx, reason), err)]
+    #[tracing::instrument(skip(self, ctx, reason))]
     pub async fn grant_exemption(
         &self,
         ctx: &RequestContext,
@@ -113,7 +113,7 @@ impl Commands {
         })
     }
 
-    #[tracing::instrument(skip(self, ctx), err)]
+    #[tracing::instrument(skip(self, ctx))]
     pub async fn revoke_exemption(
         &self,
         ctx: &RequestContext,

@@ -19,7 +19,7 @@ pub struct ResourceOutcome {
 
 impl Commands {
     /// Registers a resource or brings it up to date with `record`.
-    #[tracing::instrument(skip_all, fields(cloud_id = %record.id), err)]
+    #[tracing::instrument(skip_all, fields(cloud_id = %record.id))]
     pub async fn register_resource(
         &self,
         ctx: &RequestContext,
@@ -52,7 +52,7 @@ impl Commands {
         })
     }
 
-    #[tracing::instrument(skip(self, ctx), err)]
+    #[tracing::instrument(skip(self, ctx))]
     pub async fn delete_resource(
         &self,
         ctx: &RequestContext,

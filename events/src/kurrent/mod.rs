@@ -130,7 +130,7 @@ impl EventStore for KurrentEventStore {
 
     /// Missing, soft-deleted and tombstoned streams all read as empty: the port knows only
     /// "exists or not", and a tombstoned stream has no events to give.
-    #[tracing::instrument(skip(self), fields(stream = %stream), err)]
+    #[tracing::instrument(skip(self), fields(stream = %stream))]
     async fn read_stream(
         &self,
         stream: &StreamName,
@@ -158,7 +158,7 @@ impl EventStore for KurrentEventStore {
         Box::pin(ReceiverStream::new(rx))
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(skip(self))]
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         Ok(non_system_head(&self.connection).await?.map(from_kurrent_position))
     }

@@ -186,7 +186,7 @@ fn unique_violation(e: &sqlx::Error) -> Option<UniqueViolation> {
 }
 
 /// One append on its own (also the fallback of a failed group).
-#[tracing::instrument(name = "es.append", skip(pool, events), fields(stream = %stream, %expected, events = events.len()), err)]
+#[tracing::instrument(name = "es.append", skip(pool, events), fields(stream = %stream, %expected, events = events.len()))]
 pub(crate) async fn append_single(
     pool: &PgPool,
     stream: &StreamName,

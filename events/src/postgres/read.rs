@@ -7,7 +7,7 @@ use crate::{Catalog, Direction, EventFilter, Position, RecordedEvent, StoreError
 
 /// Stream reads see every committed event at once (a command handler must read its own
 /// writes); only `$all` readers wait for the visibility horizon.
-#[tracing::instrument(name = "es.read_stream", skip(inner), fields(stream = %stream), err)]
+#[tracing::instrument(name = "es.read_stream", skip(inner), fields(stream = %stream))]
 pub(crate) async fn read_stream(
     inner: &Inner,
     stream: &StreamName,
@@ -56,7 +56,7 @@ fn head_of(last: Option<&RecordedEvent>) -> Option<(u64, String)> {
 }
 
 /// Every event of each stream, in one statement per chunk of streams.
-#[tracing::instrument(name = "es.read_streams", skip_all, fields(streams = streams.len()), err)]
+#[tracing::instrument(name = "es.read_streams", skip_all, fields(streams = streams.len()))]
 pub(crate) async fn read_streams(
     inner: &Inner,
     streams: &[StreamName],
@@ -92,7 +92,7 @@ pub(crate) struct Scanned {
 /// Up to `limit` rows after `after` whose transactions are below the visibility horizon,
 /// in `$all` order, undecoded (see [`decode_page`]). Filtered-out rows come back without
 /// their payload so that the scan can still advance (and checkpoint) past them.
-#[tracing::instrument(name = "es.read_all_page", skip(pool, filter), err)]
+#[tracing::instrument(name = "es.read_all_page", skip(pool, filter))]
 pub(crate) async fn fetch_page(
     pool: PgPool,
     after: Position,
@@ -147,7 +147,7 @@ pub(crate) fn decode_page(catalog: &Catalog, page: &[PgRow]) -> Result<Vec<Scann
 /// Whether any committed row lies beyond `after`, visible or not yet (held back by an older
 /// open transaction): a caught-up subscriber then looks again soon instead of sleeping
 /// until the next notification.
-#[tracing::instrument(name = "es.rows_beyond", skip(pool), err)]
+#[tracing::instrument(name = "es.rows_beyond", skip(pool))]
 pub(crate) async fn rows_beyond(pool: &PgPool, after: Position) -> Result<bool, StoreError> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM es_events WHERE (tx_id, seq) > ($1, $2))")
         .bind(after.major as i64)
@@ -159,7 +159,7 @@ pub(crate) async fn rows_beyond(pool: &PgPool, after: Position) -> Result<bool, 
 
 /// The position of the last committed event. It may be briefly invisible to `$all`
 /// readers while an older transaction is open; lag measured against it includes that.
-#[tracing::instrument(name = "es.head", skip(pool), err)]
+#[tracing::instrument(name = "es.head", skip(pool))]
 pub(crate) async fn last_committed(pool: &PgPool) -> Result<Option<Position>, StoreError> {
     let row = sqlx::query("SELECT tx_id, seq FROM es_events ORDER BY tx_id DESC, seq DESC LIMIT 1")
         .fetch_optional(pool)

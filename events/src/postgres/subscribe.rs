@@ -31,7 +31,7 @@ pub(crate) struct Wakeups {
 impl Wakeups {
     /// Connects and LISTENs before returning, so a subscriber that starts reading after
     /// this returns cannot miss a notification.
-    #[tracing::instrument(name = "es.listen", skip(pool), err)]
+    #[tracing::instrument(name = "es.listen", skip(pool))]
     pub(crate) async fn start(pool: &PgPool) -> Result<Self, StoreError> {
         let mut listener = PgListener::connect_with(pool).await.map_err(pg("connect listener"))?;
         listener.listen(NOTIFY_CHANNEL).await.map_err(pg("listen"))?;
