@@ -1,7 +1,19 @@
-//! # cortex-projections — read models (to come: issue 5)
+//! # cortex-projections — read models
 //!
-//! What will live here: the projection runner (subscribe to `$all` from a stored
-//! checkpoint, batch, apply and write the checkpoint in one PostgreSQL transaction, then
-//! publish change and checkpoint notices on NATS), the read-model projectors (resources,
-//! policies, latest compliance per resource and policy, summaries, daily trend), and the
-//! status and blue/green rebuild logic behind `cortex projections …`.
+//! Data flows `$all` → [`Runner`] (subscribe from the stored checkpoint, batch, apply and
+//! write the checkpoint in one PostgreSQL transaction) → a [`Projector`]'s tables in its
+//! schema `rm_<name>`.
+//!
+//! Parts: [`projector`] (the trait and its errors), [`runner`] (the runner), [`resources`]
+//! (the resources read model). Still to come (issue 5): policies with their counts, latest
+//! compliance per (resource, policy), summaries and the daily trend; NATS change and
+//! checkpoint notices after commit; one active runner per projection across processes;
+//! status; the blue/green rebuild behind `cortex projections …`.
+
+pub mod projector;
+pub mod resources;
+pub mod runner;
+
+pub use projector::{ApplyError, Projector};
+pub use resources::ResourcesProjector;
+pub use runner::{Runner, RunnerError, RunnerSettings};

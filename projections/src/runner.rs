@@ -1,0 +1,174 @@
+//! The projection runner: follows `$all` from the projection's checkpoint (exclusive),
+//! batches events by count and by time, and applies a batch and writes the checkpoint in
+//! **one** transaction, so that the read model always equals the log up to its checkpoint —
+//! stopped at any point and restarted, it resumes exactly where its last commit left it.
+
+use std::{sync::Arc, time::Duration};
+
+use cortex_events::{EventStore, Position, RecordedEvent, StoreError, StreamName, SubscriptionItem};
+use futures::StreamExt;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::projector::{ApplyError, Projector};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerSettings {
+    /// Events applied per transaction at most.
+    pub batch_size: usize,
+    /// How long a partial batch waits for more events before it is applied.
+    pub batch_wait: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        Self { batch_size: 500, batch_wait: Duration::from_millis(20) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("projection {projection} cannot apply event {event_id} ({stream} at {position})")]
+    Apply {
+        projection: &'static str,
+        event_id: Uuid,
+        stream: StreamName,
+        position: Position,
+        #[source]
+        cause: ApplyError,
+    },
+    #[error("projection {projection}: the subscription failed")]
+    Subscription {
+        projection: &'static str,
+        #[source]
+        cause: StoreError,
+    },
+    #[error("projection {projection}: the subscription ended")]
+    SubscriptionEnded { projection: &'static str },
+    #[error("projection {projection}: postgresql: {step}")]
+    Postgres {
+        projection: &'static str,
+        step: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// Runs one projector against one schema (its live one by default).
+pub struct Runner<P> {
+    store: Arc<dyn EventStore>,
+    pool: PgPool,
+    projector: Arc<P>,
+    settings: RunnerSettings,
+    schema: String,
+}
+
+impl<P: Projector> Runner<P> {
+    pub fn new(store: Arc<dyn EventStore>, pool: PgPool, projector: P, settings: RunnerSettings) -> Self {
+        let schema = format!("rm_{}", projector.name());
+        Self { store, pool, projector: Arc::new(projector), settings, schema }
+    }
+
+    fn pg(&self, step: &'static str) -> impl FnOnce(sqlx::Error) -> RunnerError + use<P> {
+        let projection = self.projector.name();
+        move |source| RunnerError::Postgres { projection, step, source }
+    }
+
+    /// The stored checkpoint: the last position applied (`None` before the first batch).
+    #[tracing::instrument(skip(self), fields(projection = self.projector.name()))]
+    pub async fn checkpoint(&self) -> Result<Option<Position>, RunnerError> {
+        let row = sqlx::query(
+            "SELECT position_major, position_minor FROM projection_checkpoints WHERE projection = $1",
+        )
+        .bind(self.projector.name())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.pg("read checkpoint"))?;
+        Ok(row.map(|r| Position::new(r.get::<i64, _>(0) as u64, r.get::<i64, _>(1) as u64)))
+    }
+
+    /// Follows the log until an error (returned) or the future is dropped.
+    pub async fn run(&self) -> Result<(), RunnerError> {
+        self.follow(false).await
+    }
+
+    /// Applies everything committed when it starts, then returns.
+    pub async fn run_until_caught_up(&self) -> Result<(), RunnerError> {
+        self.follow(true).await
+    }
+
+    async fn follow(&self, stop_when_caught_up: bool) -> Result<(), RunnerError> {
+        let projection = self.projector.name();
+        let from = self.checkpoint().await?;
+        let mut subscription = self.store.subscribe_all(from, self.projector.filter());
+        let mut batch: Vec<RecordedEvent> = Vec::with_capacity(self.settings.batch_size);
+        let mut last: Option<Position> = None;
+        loop {
+            let next = if last.is_some() {
+                match tokio::time::timeout(self.settings.batch_wait, subscription.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.commit(&mut batch, last.take()).await?;
+                        continue;
+                    }
+                }
+            } else {
+                subscription.next().await
+            };
+            match next {
+                Some(Ok(SubscriptionItem::Event(event))) => {
+                    last = Some(event.position);
+                    batch.push(*event);
+                    if batch.len() >= self.settings.batch_size {
+                        self.commit(&mut batch, last.take()).await?;
+                    }
+                }
+                Some(Ok(SubscriptionItem::Checkpoint(position))) => last = Some(position),
+                Some(Ok(SubscriptionItem::CaughtUp)) => {
+                    if stop_when_caught_up {
+                        return self.commit(&mut batch, last.take()).await;
+                    }
+                }
+                Some(Err(cause)) => return Err(RunnerError::Subscription { projection, cause }),
+                None => return Err(RunnerError::SubscriptionEnded { projection }),
+            }
+        }
+    }
+
+    /// Applies `batch` and moves the checkpoint to `to`, in one transaction.
+    #[tracing::instrument(skip(self, batch), fields(projection = self.projector.name(), events = batch.len()))]
+    async fn commit(&self, batch: &mut Vec<RecordedEvent>, to: Option<Position>) -> Result<(), RunnerError> {
+        let Some(to) = to else { return Ok(()) };
+        let projection = self.projector.name();
+        let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+        // The schema name is ours (`rm_` + a static projection name), never user input.
+        sqlx::query(&format!("SET LOCAL search_path = {}, public", self.schema))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.pg("set search_path"))?;
+        for event in batch.iter() {
+            self.projector.apply(&mut tx, event).await.map_err(|cause| RunnerError::Apply {
+                projection,
+                event_id: event.event_id(),
+                stream: event.stream.clone(),
+                position: event.position,
+                cause,
+            })?;
+        }
+        sqlx::query(
+            "INSERT INTO public.projection_checkpoints (projection, position_major, position_minor, events) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (projection) DO UPDATE SET position_major = $2, \
+             position_minor = $3, events = projection_checkpoints.events + $4, updated_at = now()",
+        )
+        .bind(projection)
+        .bind(to.major as i64)
+        .bind(to.minor as i64)
+        .bind(batch.len() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.pg("write checkpoint"))?;
+        tx.commit().await.map_err(self.pg("commit"))?;
+        batch.clear();
+        Ok(())
+    }
+}
