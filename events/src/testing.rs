@@ -60,8 +60,13 @@ impl TestDatabase {
     }
 
     /// Closes the pool and drops the database.
+    ///
+    /// `PgPool::close` waits for every checked-out connection to come back; a background
+    /// task still alive at the end of a test (a subscription's reader, a listener) can hold
+    /// one until the test's own handles are dropped — after this call. So the wait is
+    /// bounded and `DROP … WITH (FORCE)` ends whatever is left.
     pub async fn drop_database(self) {
-        self.pool.close().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.pool.close()).await;
         if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
             let _ = admin
                 .execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name).as_str())
