@@ -143,7 +143,13 @@ impl KeyRing {
                 self.keys.insert(key_id, entry);
             }
         }
-        self.keys.retain(|id, e| live.contains(id) || matches!(e, Entry::Absent { .. }));
+        // Keys no longer live drop out, and so do expired "not found" memories (else every
+        // random key id ever tried would stay in memory).
+        let now = Instant::now();
+        self.keys.retain(|id, e| match e {
+            Entry::Key { .. } => live.contains(id),
+            Entry::Absent { until } => *until > now,
+        });
         Ok(live.len())
     }
 

@@ -75,9 +75,8 @@ async fn register(
     revision: i64,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ApplyError> {
-    // An upsert: registered again after a delete, or re-applied after a crash between
-    // applying and checkpointing (which cannot happen within one transaction, but costs
-    // nothing to tolerate).
+    // A registration after a delete finds no row (the delete removed it); the upsert covers
+    // a rebuild into tables that already hold the row.
     sqlx::query(
         "INSERT INTO resources (tenant_id, resource_id, cloud_id, name, type, location, kind, tags, properties, \
                                 subscription_id, resource_group, revision, registered_at, updated_at) \

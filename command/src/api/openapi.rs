@@ -16,7 +16,7 @@ pub fn document(api: utoipa::openapi::OpenApi) -> Value {
         "description": "Event-sourced cloud governance. Errors are application/problem+json (RFC 9457); \
                         every success answers a `position` token for read-your-writes (`X-Cortex-After`).",
     });
-    let schemas = components(&mut doc);
+    let mut schemas = Map::new();
     for (name, text) in COMMAND_SCHEMAS {
         let Ok(Value::Object(mut schema)) = serde_json::from_str::<Value>(text) else { continue };
         // Inside an OpenAPI document a schema is addressed by its component path.
@@ -28,23 +28,15 @@ pub fn document(api: utoipa::openapi::OpenApi) -> Value {
         }
         schemas.insert((*name).to_owned(), Value::Object(schema));
     }
+    // Beside the answer types utoipa generated.
+    match doc["components"]["schemas"].as_object_mut() {
+        Some(generated) => generated.extend(schemas),
+        None => doc["components"]["schemas"] = Value::Object(schemas),
+    }
     link_request_bodies(&mut doc);
     doc["components"]["securitySchemes"] = json!({"bearer": {"type": "http", "scheme": "bearer"}});
     doc["security"] = json!([{"bearer": []}]);
     doc
-}
-
-fn components(doc: &mut Value) -> &mut Map<String, Value> {
-    if !doc["components"].is_object() {
-        doc["components"] = json!({});
-    }
-    if !doc["components"]["schemas"].is_object() {
-        doc["components"]["schemas"] = json!({});
-    }
-    match &mut doc["components"]["schemas"] {
-        Value::Object(map) => map,
-        _ => unreachable!("set to an object above"),
-    }
 }
 
 /// Each route names its body schema in the request body's description; point the body at

@@ -67,7 +67,7 @@ pub struct ItemError {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LoadReport {
     /// Policies the API accepted (created, or replayed when the same load ran before).
     pub policies_created: usize,
@@ -118,15 +118,7 @@ pub async fn load(
 ) -> Result<LoadReport, LoadError> {
     let started = Instant::now();
     let client = DemoClient::new(config)?;
-    let mut report = LoadReport {
-        policies_created: 0,
-        resources_submitted: 0,
-        resources_changed: 0,
-        item_errors: 0,
-        item_error_samples: Vec::new(),
-        last_position: None,
-        elapsed: Duration::ZERO,
-    };
+    let mut report = LoadReport::default();
     let bodies = policies(options.policies);
     for (index, body) in bodies.iter().enumerate() {
         report.last_position = create_policy(&client, index, body).await?.or(report.last_position);
@@ -280,15 +272,7 @@ mod tests {
 
     #[test]
     fn a_batch_outcome_is_added_to_the_report_with_a_bounded_sample() {
-        let mut report = LoadReport {
-            policies_created: 0,
-            resources_submitted: 0,
-            resources_changed: 0,
-            item_errors: 0,
-            item_error_samples: Vec::new(),
-            last_position: Some("p1".into()),
-            elapsed: Duration::ZERO,
-        };
+        let mut report = LoadReport { last_position: Some("p1".into()), ..LoadReport::default() };
         let error = |i| ItemError { index: i, id: format!("/r/{i}"), detail: "bad".into() };
         let outcome = |n, position: Option<&str>| BatchOutcome {
             submitted: 10,

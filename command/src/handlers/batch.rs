@@ -5,12 +5,12 @@
 //! path afterwards (reload, re-decide, bounded retries), so the batch decides exactly what
 //! the same records sent one by one, in order, would.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use cortex_events::{DomainEvent, ExpectedRevision, StoreError, StreamName, resource_id};
+use cortex_events::{StoreError, StreamName, resource_id};
 use futures::future::join_all;
 
-use super::{CommandError, Commands, Loaded, RequestContext, ResourceOutcome, fold_into};
+use super::{CommandError, Commands, Loaded, RequestContext, ResourceOutcome, fold_into, unchanged};
 use crate::aggregate::{
     Aggregate, DomainError, InventoryRecord, ResourceCommand, ResourceSnapshot, ResourceState,
 };
@@ -50,8 +50,6 @@ impl Commands {
         let mut histories = self.store.read_streams(&streams).await?;
 
         let mut appends = Vec::new();
-        let mut retry: Vec<usize> = Vec::new();
-        let mut by_index: HashMap<usize, ResourceSnapshot> = HashMap::new();
         for ((index, id, snapshot), stream) in first.into_iter().zip(streams) {
             let history = histories.remove(&stream).unwrap_or_default();
             let empty = Loaded { state: ResourceState::default(), revision: None, last_position: None };
@@ -66,63 +64,34 @@ impl Commands {
             match loaded.state.decide(&command) {
                 Err(e) => results.push((index, Err(e.into()))),
                 Ok(events) if events.is_empty() => {
-                    let outcome = self.unchanged(loaded).await.map(|d| ResourceOutcome {
-                        resource_id: id,
-                        revision: d.revision,
-                        changed: false,
-                        created: false,
-                        position: d.position,
-                    });
+                    let outcome = unchanged(loaded, "resource").map(|d| ResourceOutcome::of(id, &d));
                     results.push((index, outcome));
                 }
-                Ok(events) => {
-                    // Kept for the one-record path, should the append meet a concurrent change.
-                    if let ResourceCommand::Register { snapshot, .. } = command {
-                        by_index.insert(index, snapshot);
-                    }
-                    appends.push(self.append_decided(ctx, index, id, stream, loaded.revision, events));
-                }
-            }
-        }
-        for (index, outcome) in join_all(appends).await {
-            match outcome {
-                Err(CommandError::Store(StoreError::WrongExpectedRevision { .. })) => retry.push(index),
-                other => results.push((index, other)),
+                Ok(events) => appends.push(async move {
+                    let outcome = self.append_decision(ctx, &stream, loaded.revision, events).await;
+                    (index, id, command, outcome)
+                }),
             }
         }
 
         // Concurrent changes and repeated resources: the one-record path, in batch order.
-        let mut slow: Vec<(usize, ResourceSnapshot)> =
-            retry.into_iter().filter_map(|i| by_index.remove(&i).map(|r| (i, r))).collect();
-        slow.extend(later);
+        let mut slow = later;
+        for (index, id, command, outcome) in join_all(appends).await {
+            match (outcome, command) {
+                (
+                    Err(StoreError::WrongExpectedRevision { .. }),
+                    ResourceCommand::Register { snapshot, .. },
+                ) => slow.push((index, snapshot)),
+                (outcome, _) => {
+                    results.push((index, outcome.map(|d| ResourceOutcome::of(id, &d)).map_err(Into::into)))
+                }
+            }
+        }
         slow.sort_by_key(|(i, _)| *i);
         for (index, snapshot) in slow {
             results.push((index, self.register_snapshot(ctx, snapshot).await));
         }
         results.sort_by_key(|(i, _)| *i);
         Ok(results)
-    }
-
-    async fn append_decided(
-        &self,
-        ctx: &RequestContext,
-        index: usize,
-        id: uuid::Uuid,
-        stream: StreamName,
-        revision: Option<u64>,
-        events: Vec<DomainEvent>,
-    ) -> ItemResult {
-        let created = events.iter().any(|e| matches!(e, DomainEvent::ResourceRegistered(_)));
-        let provenance = ctx.provenance();
-        let new_events = events.into_iter().map(|e| e.into_new_event(provenance.clone())).collect();
-        let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
-        let outcome = self.store.append(&stream, expected, new_events).await.map(|o| ResourceOutcome {
-            resource_id: id,
-            revision: o.revision,
-            changed: true,
-            created,
-            position: o.position,
-        });
-        (index, outcome.map_err(CommandError::from))
     }
 }

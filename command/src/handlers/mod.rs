@@ -18,7 +18,6 @@ use std::sync::Arc;
 use cortex_events::{
     DomainEvent, EventStore, ExpectedRevision, Position, Provenance, RecordedEvent, StoreError, StreamName,
     catalog::DecodeError,
-    store::{Direction, FROM_START},
 };
 use uuid::Uuid;
 
@@ -33,8 +32,6 @@ use crate::{
 
 /// Decide-and-append attempts before a command under contention gives up with 409.
 pub const MAX_ATTEMPTS: usize = 8;
-/// Events read per page when loading a stream.
-const PAGE: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -112,6 +109,16 @@ pub(crate) fn fold_into<A: Aggregate>(
     Ok(loaded)
 }
 
+/// A decision that changed nothing: the stream's current revision and last position. Every
+/// aggregate refuses (or changes something) on a stream with no events, so an empty one here
+/// means there is nothing to act on.
+pub(crate) fn unchanged<A>(loaded: Loaded<A>, what: &'static str) -> Result<Decided, CommandError> {
+    match (loaded.revision, loaded.last_position) {
+        (Some(revision), Some(position)) => Ok(Decided { revision, position, event_types: Vec::new() }),
+        _ => Err(DomainError::NotFound { what }.into()),
+    }
+}
+
 /// What a handled command did.
 #[derive(Debug, Clone)]
 pub struct Decided {
@@ -120,12 +127,13 @@ pub struct Decided {
     /// The position of the command's last event, or of the stream's last event when the
     /// command changed nothing: a query carrying it sees the state the command left.
     pub position: Position,
-    pub events: Vec<DomainEvent>,
+    /// The type of each event the command appended (none when it changed nothing).
+    pub event_types: Vec<&'static str>,
 }
 
 impl Decided {
     pub fn changed(&self) -> bool {
-        !self.events.is_empty()
+        !self.event_types.is_empty()
     }
 }
 
@@ -140,10 +148,6 @@ impl Commands {
         Self { store }
     }
 
-    pub fn store(&self) -> &Arc<dyn EventStore> {
-        &self.store
-    }
-
     /// Loads `stream` as the caller's tenant sees it: a stream of another tenant reads as
     /// not found, never as "exists".
     #[tracing::instrument(skip(self, ctx), fields(stream = %stream))]
@@ -153,17 +157,10 @@ impl Commands {
         stream: &StreamName,
         what: &'static str,
     ) -> Result<Loaded<A>, CommandError> {
-        let mut loaded = Loaded { state: A::default(), revision: None, last_position: None };
-        let mut from = FROM_START;
-        loop {
-            let page = self.store.read_stream(stream, from, Direction::Forwards, PAGE).await?;
-            let full = page.len() == PAGE;
-            from = page.last().map_or(from, |e| e.revision + 1);
-            loaded = fold_into(loaded, ctx, stream, what, &page)?;
-            if !full {
-                return Ok(loaded);
-            }
-        }
+        let mut histories = self.store.read_streams(std::slice::from_ref(stream)).await?;
+        let history = histories.remove(stream).unwrap_or_default();
+        let empty = Loaded { state: A::default(), revision: None, last_position: None };
+        fold_into(empty, ctx, stream, what, &history)
     }
 
     /// Load, decide, append at the exact revision; re-decide on a conflict (see the module
@@ -191,15 +188,10 @@ impl Commands {
             }
             let events = loaded.state.decide(&command())?;
             if events.is_empty() {
-                return self.unchanged(loaded).await;
+                return unchanged(loaded, what);
             }
-            let provenance = ctx.provenance();
-            let new_events = events.iter().cloned().map(|e| e.into_new_event(provenance.clone())).collect();
-            let expected = loaded.revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
-            match self.store.append(stream, expected, new_events).await {
-                Ok(outcome) => {
-                    return Ok(Decided { revision: outcome.revision, position: outcome.position, events });
-                }
+            match self.append_decision(ctx, stream, loaded.revision, events).await {
+                Ok(decided) => return Ok(decided),
                 Err(StoreError::WrongExpectedRevision { actual, .. }) => {
                     if let Some(expected) = if_match {
                         return Err(CommandError::Stale { what, expected, actual });
@@ -212,13 +204,19 @@ impl Commands {
         Err(CommandError::Contended { what, attempts: MAX_ATTEMPTS })
     }
 
-    pub(crate) async fn unchanged<A>(&self, loaded: Loaded<A>) -> Result<Decided, CommandError> {
-        let (Some(revision), Some(position)) = (loaded.revision, loaded.last_position) else {
-            // An aggregate that decides "nothing to do" on a stream with no events: answer
-            // the head of the log, which covers every state the caller could have seen.
-            let position = self.store.head().await?.unwrap_or(Position::new(0, 0));
-            return Ok(Decided { revision: 0, position, events: Vec::new() });
-        };
-        Ok(Decided { revision, position, events: Vec::new() })
+    /// Appends a decision's events at the revision it was decided on.
+    pub(crate) async fn append_decision(
+        &self,
+        ctx: &RequestContext,
+        stream: &StreamName,
+        revision: Option<u64>,
+        events: Vec<DomainEvent>,
+    ) -> Result<Decided, StoreError> {
+        let provenance = ctx.provenance();
+        let event_types = events.iter().map(DomainEvent::event_type).collect();
+        let new_events = events.into_iter().map(|e| e.into_new_event(provenance.clone())).collect();
+        let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+        let outcome = self.store.append(stream, expected, new_events).await?;
+        Ok(Decided { revision: outcome.revision, position: outcome.position, event_types })
     }
 }

@@ -23,7 +23,7 @@ pub struct ExemptionOutcome {
     pub position: Position,
 }
 
-fn outcome(policy_id: Uuid, decided: Decided) -> PolicyOutcome {
+fn outcome(policy_id: Uuid, decided: &Decided) -> PolicyOutcome {
     PolicyOutcome {
         policy_id,
         revision: decided.revision,
@@ -33,6 +33,17 @@ fn outcome(policy_id: Uuid, decided: Decided) -> PolicyOutcome {
 }
 
 impl Commands {
+    /// Decides `command` on the policy's stream.
+    async fn on_policy(
+        &self,
+        ctx: &RequestContext,
+        policy_id: Uuid,
+        if_match: Option<u64>,
+        command: impl Fn() -> PolicyCommand + Send + Sync,
+    ) -> Result<Decided, CommandError> {
+        self.execute::<PolicyState, _>(ctx, &StreamName::policy(policy_id), "policy", if_match, command).await
+    }
+
     #[tracing::instrument(skip_all)]
     pub async fn create_policy(
         &self,
@@ -41,11 +52,9 @@ impl Commands {
     ) -> Result<PolicyOutcome, CommandError> {
         let policy_id = Uuid::now_v7();
         let decided = self
-            .execute::<PolicyState, _>(ctx, &StreamName::policy(policy_id), "policy", None, || {
-                PolicyCommand::Create { policy_id, body: body.clone() }
-            })
+            .on_policy(ctx, policy_id, None, || PolicyCommand::Create { policy_id, body: body.clone() })
             .await?;
-        Ok(outcome(policy_id, decided))
+        Ok(outcome(policy_id, &decided))
     }
 
     #[tracing::instrument(skip(self, ctx, body))]
@@ -56,12 +65,9 @@ impl Commands {
         if_match: Option<u64>,
         body: PolicyBody,
     ) -> Result<PolicyOutcome, CommandError> {
-        let decided = self
-            .execute::<PolicyState, _>(ctx, &StreamName::policy(policy_id), "policy", if_match, || {
-                PolicyCommand::Update { body: body.clone() }
-            })
-            .await?;
-        Ok(outcome(policy_id, decided))
+        let decided =
+            self.on_policy(ctx, policy_id, if_match, || PolicyCommand::Update { body: body.clone() }).await?;
+        Ok(outcome(policy_id, &decided))
     }
 
     /// Enable, disable or delete: commands with no body.
@@ -71,12 +77,10 @@ impl Commands {
         ctx: &RequestContext,
         policy_id: Uuid,
         if_match: Option<u64>,
-        command: fn() -> PolicyCommand,
+        command: impl Fn() -> PolicyCommand + Send + Sync,
     ) -> Result<PolicyOutcome, CommandError> {
-        let decided = self
-            .execute::<PolicyState, _>(ctx, &StreamName::policy(policy_id), "policy", if_match, command)
-            .await?;
-        Ok(outcome(policy_id, decided))
+        let decided = self.on_policy(ctx, policy_id, if_match, command).await?;
+        Ok(outcome(policy_id, &decided))
     }
 
     /// Exempts a resource of the caller's tenant from a policy.
@@ -95,14 +99,12 @@ impl Commands {
         }
         let exemption_id = Uuid::now_v7();
         let decided = self
-            .execute::<PolicyState, _>(ctx, &StreamName::policy(policy_id), "policy", None, || {
-                PolicyCommand::GrantExemption {
-                    exemption_id,
-                    resource_id,
-                    reason: reason.clone(),
-                    expires_at,
-                    now: Utc::now(),
-                }
+            .on_policy(ctx, policy_id, None, || PolicyCommand::GrantExemption {
+                exemption_id,
+                resource_id,
+                reason: reason.clone(),
+                expires_at,
+                now: Utc::now(),
             })
             .await?;
         Ok(ExemptionOutcome {
@@ -120,11 +122,8 @@ impl Commands {
         policy_id: Uuid,
         exemption_id: Uuid,
     ) -> Result<ExemptionOutcome, CommandError> {
-        let decided = self
-            .execute::<PolicyState, _>(ctx, &StreamName::policy(policy_id), "policy", None, || {
-                PolicyCommand::RevokeExemption { exemption_id }
-            })
-            .await?;
+        let decided =
+            self.on_policy(ctx, policy_id, None, || PolicyCommand::RevokeExemption { exemption_id }).await?;
         Ok(ExemptionOutcome {
             policy_id,
             exemption_id,

@@ -1,9 +1,9 @@
 //! Resource commands: register-or-update from an inventory record, delete.
 
-use cortex_events::{DomainEvent, Position, StreamName, resource_id};
+use cortex_events::{Position, StreamName, resource_id};
 use uuid::Uuid;
 
-use super::{CommandError, Commands, RequestContext};
+use super::{CommandError, Commands, Decided, RequestContext};
 use crate::aggregate::{InventoryRecord, ResourceCommand, ResourceSnapshot, ResourceState};
 
 /// What a resource command did.
@@ -15,6 +15,18 @@ pub struct ResourceOutcome {
     /// The resource was new (or registered again after a delete): HTTP 201.
     pub created: bool,
     pub position: Position,
+}
+
+impl ResourceOutcome {
+    pub(crate) fn of(resource_id: Uuid, decided: &Decided) -> Self {
+        Self {
+            resource_id,
+            revision: decided.revision,
+            changed: decided.changed(),
+            created: decided.event_types.contains(&"ResourceRegistered"),
+            position: decided.position,
+        }
+    }
 }
 
 impl Commands {
@@ -43,13 +55,7 @@ impl Commands {
                 snapshot: snapshot.clone(),
             })
             .await?;
-        Ok(ResourceOutcome {
-            resource_id: id,
-            revision: decided.revision,
-            changed: decided.changed(),
-            created: decided.events.iter().any(|e| matches!(e, DomainEvent::ResourceRegistered(_))),
-            position: decided.position,
-        })
+        Ok(ResourceOutcome::of(id, &decided))
     }
 
     #[tracing::instrument(skip(self, ctx))]
@@ -64,13 +70,7 @@ impl Commands {
                 resource_id,
             })
             .await?;
-        Ok(ResourceOutcome {
-            resource_id,
-            revision: decided.revision,
-            changed: decided.changed(),
-            created: false,
-            position: decided.position,
-        })
+        Ok(ResourceOutcome::of(resource_id, &decided))
     }
 
     /// The resource's state and revision, as the caller's tenant sees it (for commands that

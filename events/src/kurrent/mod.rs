@@ -107,8 +107,7 @@ impl KurrentEventStore {
 impl EventStore for KurrentEventStore {
     #[tracing::instrument(
         skip(self, events),
-        fields(stream = %stream, expected = %expected, events = events.len()),
-        err(level = "warn")
+        fields(stream = %stream, expected = %expected, events = events.len())
     )]
     async fn append(
         &self,
