@@ -1,12 +1,14 @@
 //! What a projection is: a filter over `$all`, a schema of tables, and an `apply` that turns a
-//! batch of events into statements inside the runner's transaction.
+//! batch of events into statements inside the runner's transaction, saying what it changed.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use cortex_events::{EventFilter, RecordedEvent, catalog::DecodeError};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
-/// Why a batch could not be applied. The runner stops the projection on it, naming the
-/// event, its stream and position (never skipped silently).
+/// Why a batch could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error("the event does not decode")]
@@ -19,8 +21,73 @@ pub enum ApplyError {
     },
 }
 
-pub(crate) fn pg(step: &'static str) -> impl FnOnce(sqlx::Error) -> ApplyError {
+impl ApplyError {
+    /// Whether trying again later can succeed (the database was unreachable, a deadlock, a
+    /// serialization failure), as opposed to an event this projector cannot apply at all.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Decode(_) => false,
+            Self::Postgres { source, .. } => is_transient(source),
+        }
+    }
+}
+
+/// Errors of the connection rather than of the statement: retrying can succeed.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            // 40001 serialization failure, 40P01 deadlock, 53xxx insufficient resources,
+            // 57P0x operator intervention / shutdown, 08xxx connection exceptions.
+            db.code().is_some_and(|c| {
+                c == "40001" || c == "40P01" || c.starts_with("53") || c.starts_with("57P") || c.starts_with("08")
+            })
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// Maps a sqlx error of one step to an [`ApplyError`].
+pub fn pg(step: &'static str) -> impl FnOnce(sqlx::Error) -> ApplyError {
     move |source| ApplyError::Postgres { step, source }
+}
+
+/// What a batch changed, by tenant and read model: published after commit as the change
+/// notices of DESIGN §6 (`cortex.changes.{tenant}.{model}`). An empty id set means "the whole
+/// model of that tenant" (after a rebuild swap).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    by_model: BTreeMap<(Uuid, &'static str), BTreeSet<String>>,
+}
+
+impl Changes {
+    /// Row `id` of `model` of `tenant` changed.
+    pub fn record(&mut self, tenant: Uuid, model: &'static str, id: impl ToString) {
+        self.by_model.entry((tenant, model)).or_default().insert(id.to_string());
+    }
+
+    /// Everything of `model` for `tenant` changed.
+    pub fn whole(&mut self, tenant: Uuid, model: &'static str) {
+        self.by_model.insert((tenant, model), BTreeSet::new());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_model.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.by_model.clear();
+    }
+
+    /// `(tenant, model, ids)` in a stable order.
+    pub fn iter(&self) -> impl Iterator<Item = (Uuid, &'static str, &BTreeSet<String>)> {
+        self.by_model.iter().map(|((t, m), ids)| (*t, *m, ids))
+    }
 }
 
 #[async_trait]
@@ -31,7 +98,17 @@ pub trait Projector: Send + Sync + 'static {
     /// The events it reads (others pass as checkpoints).
     fn filter(&self) -> EventFilter;
 
-    /// Applies one event. `conn` is inside the runner's transaction, with `search_path` set
-    /// to the projection's schema (live or shadow): statements name tables unqualified.
-    async fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ApplyError>;
+    /// Applies `batch` (in log order, at least one event) and records in `changes` what it
+    /// changed. `conn` is inside the runner's transaction, with `search_path` set to the
+    /// projection's schema (live or shadow): statements name tables unqualified.
+    ///
+    /// The result must depend only on the tables and the events, never on how the log was cut
+    /// into batches: the runner may apply the same events as one batch or one at a time
+    /// (it does so to find the event a failed batch stumbled on).
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        batch: &[RecordedEvent],
+        changes: &mut Changes,
+    ) -> Result<(), ApplyError>;
 }

@@ -182,14 +182,16 @@ impl<P: Projector> Runner<P> {
             .execute(&mut *tx)
             .await
             .map_err(self.pg("set search_path"))?;
-        for event in batch.iter() {
-            self.projector.apply(&mut tx, event).await.map_err(|cause| RunnerError::Apply {
+        let mut changes = crate::projector::Changes::default();
+        if let Err(cause) = self.projector.apply(&mut tx, batch, &mut changes).await {
+            let event = &batch[0];
+            return Err(RunnerError::Apply {
                 projection,
                 event_id: event.event_id(),
                 stream: event.stream.clone(),
                 position: event.position,
                 cause,
-            })?;
+            });
         }
         // Compare-and-set: only from the checkpoint this runner last wrote (or read).
         let moved = match *written {
