@@ -302,6 +302,13 @@ pub trait EventStore: Send + Sync {
     /// started now receives it before `CaughtUp`.
     async fn head(&self) -> Result<Option<Position>, StoreError>;
 
+    /// How many events of `$all` lie after `from` (exclusive; `None` = all of them), for
+    /// lag and progress figures. `None` when the store cannot count cheaply (KurrentDB).
+    async fn count_after(&self, from: Option<Position>) -> Result<Option<u64>, StoreError> {
+        let _ = from;
+        Ok(None)
+    }
+
     /// The schema registry this store validates and upcasts with.
     fn catalog(&self) -> &Catalog;
 }

@@ -10,10 +10,13 @@
 //! checkpoint notices after commit; one active runner per projection across processes;
 //! status; the blue/green rebuild behind `cortex projections …`.
 
+pub mod notify;
 pub mod projector;
 pub mod resources;
 pub mod runner;
+pub mod status;
 
-pub use projector::{ApplyError, Projector};
+pub use notify::{LocalBus, Notifier};
+pub use projector::{ApplyError, Changes, Projector};
 pub use resources::ResourcesProjector;
-pub use runner::{Runner, RunnerError, RunnerSettings};
+pub use runner::{Runner, RunnerError, RunnerSettings, Target};

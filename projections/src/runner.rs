@@ -2,6 +2,7 @@
 //! batches events by count and by time, and applies a batch and writes the checkpoint in
 //! **one** transaction, so that the read model always equals the log up to its checkpoint —
 //! stopped at any point and restarted, it resumes exactly where its last commit left it.
+//! After each commit it publishes what changed and the new checkpoint ([`Notifier`]).
 //!
 //! One runner per projection is active across processes: the active one holds a session
 //! advisory lock on a connection of its own; the others wait as standbys and try the lock
@@ -9,30 +10,59 @@
 //! PostgreSQL releases the lock) a standby takes over within that period. The lock is not
 //! what makes writes safe, though: every commit moves the checkpoint only from the position
 //! this runner last wrote (compare-and-set), so a runner that lost its lock without noticing
-//! fails its next commit instead of applying events twice.
+//! fails its next commit instead of applying events twice, and starts over from the
+//! checkpoint it finds.
+//!
+//! Faults: a subscription that fails, ends, or goes silent while the log's head moves (the
+//! watchdog) is opened again from the checkpoint, with a backoff doubling up to
+//! `max_backoff`; so is a database that cannot be reached. An event the projector cannot
+//! apply is different: the runner finds it (a failed batch is applied again one event at a
+//! time), commits everything before it, records the error with the event's id, stream and
+//! position in `projection_status`, and stops that projection. It never skips an event.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use cortex_events::{EventStore, Position, RecordedEvent, StoreError, StreamName, SubscriptionItem};
 use futures::StreamExt;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::projector::{ApplyError, Projector};
+use crate::{
+    notify::Notifier,
+    projector::{ApplyError, Changes, Projector},
+    status::{self, Failure, State},
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RunnerSettings {
     /// Events applied per transaction at most.
     pub batch_size: usize,
-    /// How long a partial batch waits for more events before it is applied.
+    /// How long the first event of a partial batch waits for more before the batch is applied.
     pub batch_wait: Duration,
     /// How often a standby tries to become the active runner.
     pub standby_poll: Duration,
+    /// A subscription that delivers nothing for this long while the log's head is beyond
+    /// what it delivered is considered stuck and opened again.
+    pub watchdog: Duration,
+    /// The longest wait between two attempts after a fault.
+    pub max_backoff: Duration,
 }
 
 impl Default for RunnerSettings {
     fn default() -> Self {
-        Self { batch_size: 500, batch_wait: Duration::from_millis(20), standby_poll: Duration::from_secs(1) }
+        Self {
+            batch_size: 500,
+            batch_wait: Duration::from_millis(20),
+            standby_poll: Duration::from_secs(1),
+            watchdog: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(10),
+        }
     }
 }
 
@@ -55,7 +85,9 @@ pub enum RunnerError {
     },
     #[error("projection {projection}: the subscription ended")]
     SubscriptionEnded { projection: &'static str },
-    #[error("projection {projection}: another runner moved the checkpoint; this one stops")]
+    #[error("projection {projection}: the subscription went silent at {seen:?} while the log's head is at {head}")]
+    Stalled { projection: &'static str, seen: Option<Position>, head: Position },
+    #[error("projection {projection}: another runner moved the checkpoint")]
     Superseded { projection: &'static str },
     #[error("projection {projection}: postgresql: {step}")]
     Postgres {
@@ -66,19 +98,84 @@ pub enum RunnerError {
     },
 }
 
-/// Runs one projector against one schema (its live one by default).
+impl RunnerError {
+    /// An event that cannot be applied: retrying cannot help, the projection stops.
+    pub fn is_poison(&self) -> bool {
+        matches!(self, Self::Apply { .. })
+    }
+}
+
+/// Where a runner writes: the live tables (`rm_<name>`, checkpoint `<name>`) or a rebuild's
+/// shadow (`rm_<name>__shadow`, checkpoint `<name>@shadow`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub schema: String,
+    pub checkpoint: String,
+}
+
+impl Target {
+    pub fn live(name: &str) -> Self {
+        Self { schema: format!("rm_{name}"), checkpoint: name.to_owned() }
+    }
+
+    pub fn shadow(name: &str) -> Self {
+        Self { schema: format!("rm_{name}__shadow"), checkpoint: format!("{name}@shadow") }
+    }
+}
+
+/// Runs one projector against one target (its live tables by default).
 pub struct Runner<P> {
     store: Arc<dyn EventStore>,
     pool: PgPool,
     projector: Arc<P>,
     settings: RunnerSettings,
-    schema: String,
+    target: Target,
+    notifier: Notifier,
+    /// Events applied by this runner (a rebuild's progress).
+    applied: Arc<AtomicU64>,
 }
 
 impl<P: Projector> Runner<P> {
     pub fn new(store: Arc<dyn EventStore>, pool: PgPool, projector: P, settings: RunnerSettings) -> Self {
-        let schema = format!("rm_{}", projector.name());
-        Self { store, pool, projector: Arc::new(projector), settings, schema }
+        Self::shared(store, pool, Arc::new(projector), settings)
+    }
+
+    pub fn shared(store: Arc<dyn EventStore>, pool: PgPool, projector: Arc<P>, settings: RunnerSettings) -> Self {
+        let target = Target::live(projector.name());
+        Self {
+            store,
+            pool,
+            projector,
+            settings,
+            target,
+            notifier: Notifier::Off,
+            applied: Arc::default(),
+        }
+    }
+
+    /// Publishes change and checkpoint notices after each commit.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Writes into `target` instead of the live tables.
+    pub fn with_target(mut self, target: Target) -> Self {
+        self.target = target;
+        self
+    }
+
+    pub fn projector(&self) -> &P {
+        &self.projector
+    }
+
+    /// Events applied by this runner so far.
+    pub fn applied(&self) -> Arc<AtomicU64> {
+        self.applied.clone()
+    }
+
+    fn name(&self) -> &'static str {
+        self.projector.name()
     }
 
     fn pg(&self, step: &'static str) -> impl FnOnce(sqlx::Error) -> RunnerError + use<P> {
@@ -87,39 +184,64 @@ impl<P: Projector> Runner<P> {
     }
 
     /// The stored checkpoint: the last position applied (`None` before the first batch).
-    #[tracing::instrument(skip(self), fields(projection = self.projector.name()))]
+    #[tracing::instrument(skip(self), fields(projection = %self.target.checkpoint))]
     pub async fn checkpoint(&self) -> Result<Option<Position>, RunnerError> {
-        let row = sqlx::query(
-            "SELECT position_major, position_minor FROM projection_checkpoints WHERE projection = $1",
-        )
-        .bind(self.projector.name())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(self.pg("read checkpoint"))?;
-        Ok(row.map(|r| Position::new(r.get::<i64, _>(0) as u64, r.get::<i64, _>(1) as u64)))
+        status::checkpoint(&self.pool, &self.target.checkpoint).await.map_err(self.pg("read checkpoint"))
     }
 
     /// Waits to be the active runner of this projection (see the module doc), then follows
-    /// the log until an error (returned) or the future is dropped, which releases the lock.
+    /// the log for as long as the future lives, recovering from faults by itself. Returns
+    /// only for an event that cannot be applied (recorded in `projection_status`) — or never.
     pub async fn run(&self, database_url: &str) -> Result<(), RunnerError> {
+        let initial = Duration::from_millis(100).min(self.settings.max_backoff);
+        let mut backoff = initial;
+        loop {
+            let outcome = match self.wait_for_lock(database_url).await {
+                Ok(lock) => {
+                    tracing::info!(projection = self.name(), "active runner");
+                    let before = self.applied.load(Ordering::Relaxed);
+                    let outcome = self.follow(false).await;
+                    drop(lock);
+                    if self.applied.load(Ordering::Relaxed) > before {
+                        backoff = initial;
+                    }
+                    outcome
+                }
+                Err(e) => Err(e),
+            };
+            let Err(error) = outcome else { continue };
+            if error.is_poison() {
+                self.report(State::Failed, Some(&error)).await;
+                tracing::error!(error = %cause_chain(&error), "projection stopped");
+                return Err(error);
+            }
+            self.report(State::Retrying, Some(&error)).await;
+            tracing::warn!(error = %cause_chain(&error), retry_in_ms = backoff.as_millis() as u64, "projection runner fault; trying again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.settings.max_backoff);
+        }
+    }
+
+    /// The lock connection, once this runner holds the projection's advisory lock.
+    async fn wait_for_lock(&self, database_url: &str) -> Result<PgConnection, RunnerError> {
         use sqlx::Connection;
-        let mut lock =
-            sqlx::PgConnection::connect(database_url).await.map_err(self.pg("connect for the lock"))?;
+        let mut lock = PgConnection::connect(database_url).await.map_err(self.pg("connect for the lock"))?;
         loop {
             let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                .bind(format!("cortex.projection.{}", self.projector.name()))
+                .bind(format!("cortex.projection.{}", self.target.checkpoint))
                 .fetch_one(&mut lock)
                 .await
                 .map_err(self.pg("try the projection lock"))?;
             if held {
-                break;
+                return Ok(lock);
             }
             tokio::time::sleep(self.settings.standby_poll).await;
         }
-        tracing::info!(projection = self.projector.name(), "active runner");
-        let result = self.follow(false).await;
-        drop(lock);
-        result
+    }
+
+    /// Follows the log without the lock and without recovering: returns the first error.
+    pub async fn follow_live(&self) -> Result<(), RunnerError> {
+        self.follow(false).await
     }
 
     /// Applies everything committed when it starts, then returns.
@@ -128,37 +250,67 @@ impl<P: Projector> Runner<P> {
     }
 
     async fn follow(&self, stop_when_caught_up: bool) -> Result<(), RunnerError> {
-        let projection = self.projector.name();
+        let projection = self.name();
         let from = self.checkpoint().await?;
         let mut written = from;
         let mut subscription = self.store.subscribe_all(from, self.projector.filter());
         let mut batch: Vec<RecordedEvent> = Vec::with_capacity(self.settings.batch_size);
         let mut last: Option<Position> = None;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut rate = Rate::new();
+        let mut watchdog = tokio::time::interval(self.settings.watchdog);
+        watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        watchdog.tick().await;
+        let (mut heard, mut seen) = (false, from);
+        self.report(State::CatchingUp, None).await;
         loop {
-            let next = if last.is_some() {
-                match tokio::time::timeout(self.settings.batch_wait, subscription.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        self.commit(&mut batch, last.take(), &mut written).await?;
-                        continue;
-                    }
+            let next = tokio::select! {
+                biased;
+                next = subscription.next() => next,
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                    deadline = None;
+                    self.commit(&mut batch, last.take(), &mut written, &mut rate).await?;
+                    continue;
                 }
-            } else {
-                subscription.next().await
+                _ = watchdog.tick() => {
+                    if !heard {
+                        let head = self.store.head().await.map_err(|cause| RunnerError::Subscription { projection, cause })?;
+                        if let Some(head) = head.filter(|h| seen < Some(*h)) {
+                            return Err(RunnerError::Stalled { projection, seen, head });
+                        }
+                    }
+                    heard = false;
+                    if rate.due() {
+                        self.report_rate(&mut rate).await;
+                    }
+                    continue;
+                }
             };
+            heard = true;
             match next {
                 Some(Ok(SubscriptionItem::Event(event))) => {
+                    seen = Some(event.position);
                     last = Some(event.position);
                     batch.push(*event);
                     if batch.len() >= self.settings.batch_size {
-                        self.commit(&mut batch, last.take(), &mut written).await?;
+                        deadline = None;
+                        self.commit(&mut batch, last.take(), &mut written, &mut rate).await?;
+                    } else if deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + self.settings.batch_wait);
                     }
                 }
-                Some(Ok(SubscriptionItem::Checkpoint(position))) => last = Some(position),
+                Some(Ok(SubscriptionItem::Checkpoint(position))) => {
+                    seen = Some(position);
+                    last = Some(position);
+                    if deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + self.settings.batch_wait);
+                    }
+                }
                 Some(Ok(SubscriptionItem::CaughtUp)) => {
                     if stop_when_caught_up {
-                        return self.commit(&mut batch, last.take(), &mut written).await;
+                        return self.commit(&mut batch, last.take(), &mut written, &mut rate).await;
                     }
+                    self.report(State::Live, None).await;
                 }
                 Some(Err(cause)) => return Err(RunnerError::Subscription { projection, cause }),
                 None => return Err(RunnerError::SubscriptionEnded { projection }),
@@ -166,65 +318,192 @@ impl<P: Projector> Runner<P> {
         }
     }
 
-    /// Applies `batch` and moves the checkpoint from `written` to `to`, in one transaction.
-    #[tracing::instrument(skip(self, batch, written), fields(projection = self.projector.name(), events = batch.len()))]
+    /// Applies `batch` and moves the checkpoint from `written` to `to`, in one transaction,
+    /// then publishes the notices. A batch that fails for an event the projector cannot apply
+    /// is applied again one event at a time, so that the error names that event and what
+    /// precedes it is kept.
     async fn commit(
         &self,
         batch: &mut Vec<RecordedEvent>,
         to: Option<Position>,
         written: &mut Option<Position>,
+        rate: &mut Rate,
     ) -> Result<(), RunnerError> {
         let Some(to) = to else { return Ok(()) };
-        let projection = self.projector.name();
-        let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
-        // The schema name is ours (`rm_` + a static projection name), never user input.
-        sqlx::query(&format!("SET LOCAL search_path = {}, public", self.schema))
-            .execute(&mut *tx)
-            .await
-            .map_err(self.pg("set search_path"))?;
-        let mut changes = crate::projector::Changes::default();
-        if let Err(cause) = self.projector.apply(&mut tx, batch, &mut changes).await {
-            let event = &batch[0];
-            return Err(RunnerError::Apply {
+        match self.commit_once(batch, to, *written).await {
+            Ok(()) => {}
+            Err(e) if e.is_poison() && batch.len() > 1 => {
+                tracing::debug!(projection = self.name(), events = batch.len(), "a batch failed; applying it one event at a time");
+                for event in batch.iter() {
+                    self.commit_once(std::slice::from_ref(event), event.position, *written).await?;
+                    *written = Some(event.position);
+                    self.applied.fetch_add(1, Ordering::Relaxed);
+                }
+                // Only the batch as a whole failed; one at a time, every event applied.
+                self.commit_once(&[], to, *written).await?;
+                *written = Some(to);
+                batch.clear();
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        *written = Some(to);
+        let n = batch.len() as u64;
+        self.applied.fetch_add(n, Ordering::Relaxed);
+        rate.add(n);
+        batch.clear();
+        if rate.due() {
+            self.report_rate(rate).await;
+        }
+        Ok(())
+    }
+
+    /// An apply error of a batch starting with `first`: a transient database error, or an event
+    /// that cannot be applied (`first` when the batch is one event; for more, [`Self::commit`]
+    /// looks for the event).
+    fn apply_error(&self, cause: ApplyError, first: &RecordedEvent) -> RunnerError {
+        let projection = self.name();
+        match cause {
+            ApplyError::Postgres { step, source } if crate::projector::is_transient(&source) => {
+                RunnerError::Postgres { projection, step, source }
+            }
+            cause => RunnerError::Apply {
                 projection,
-                event_id: event.event_id(),
-                stream: event.stream.clone(),
-                position: event.position,
+                event_id: first.event_id(),
+                stream: first.stream.clone(),
+                position: first.position,
                 cause,
-            });
+            },
         }
-        // Compare-and-set: only from the checkpoint this runner last wrote (or read).
-        let moved = match *written {
-            None => sqlx::query(
-                "INSERT INTO public.projection_checkpoints (projection, position_major, position_minor, events) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (projection) DO NOTHING",
-            )
-            .bind(projection)
-            .bind(to.major as i64)
-            .bind(to.minor as i64)
-            .bind(batch.len() as i64),
-            Some(from) => sqlx::query(
-                "UPDATE public.projection_checkpoints SET position_major = $2, position_minor = $3, \
-                        events = events + $4, updated_at = now() \
-                  WHERE projection = $1 AND position_major = $5 AND position_minor = $6",
-            )
-            .bind(projection)
-            .bind(to.major as i64)
-            .bind(to.minor as i64)
-            .bind(batch.len() as i64)
-            .bind(from.major as i64)
-            .bind(from.minor as i64),
+    }
+
+    #[tracing::instrument(name = "projection.commit", skip(self, events, from), fields(projection = %self.target.checkpoint, events = events.len(), position = %to))]
+    async fn commit_once(&self, events: &[RecordedEvent], to: Position, from: Option<Position>) -> Result<(), RunnerError> {
+        let projection = self.name();
+        let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+        self.enter_schema(&mut tx).await?;
+        let mut changes = Changes::default();
+        if let Some(first) = events.first() {
+            self.projector.apply(&mut tx, events, &mut changes).await.map_err(|c| self.apply_error(c, first))?;
         }
-        .execute(&mut *tx)
-        .await
-        .map_err(self.pg("write checkpoint"))?
-        .rows_affected();
-        if moved != 1 {
+        let moved = status::move_checkpoint(&mut tx, &self.target.checkpoint, from, to, events.len() as u64)
+            .await
+            .map_err(self.pg("write checkpoint"))?;
+        if !moved {
             return Err(RunnerError::Superseded { projection });
         }
         tx.commit().await.map_err(self.pg("commit"))?;
-        *written = Some(to);
-        batch.clear();
+        self.notifier.committed(projection, to, &changes).await;
         Ok(())
     }
+
+    /// `SET LOCAL search_path` to the target's schema: projectors name tables unqualified.
+    async fn enter_schema(&self, conn: &mut PgConnection) -> Result<(), RunnerError> {
+        // The schema name is ours (`rm_` + a static projection name), never user input.
+        sqlx::query(&format!("SET LOCAL search_path = {}, public", self.target.schema))
+            .execute(conn)
+            .await
+            .map_err(self.pg("set search_path"))?;
+        Ok(())
+    }
+
+    /// Applies the events after `from` up to and including `to` inside `conn`'s transaction
+    /// (which the caller commits, with whatever checkpoint it writes): a rebuild's last
+    /// stretch, done under the swap's locks. Answers how many events it applied.
+    #[tracing::instrument(name = "projection.apply_until", skip(self, conn), fields(projection = %self.target.checkpoint))]
+    pub async fn apply_until(
+        &self,
+        conn: &mut PgConnection,
+        from: Option<Position>,
+        to: Position,
+    ) -> Result<u64, RunnerError> {
+        let projection = self.name();
+        if from >= Some(to) {
+            return Ok(0);
+        }
+        self.enter_schema(conn).await?;
+        let mut subscription = self.store.subscribe_all(from, self.projector.filter());
+        let mut batch = Vec::new();
+        let mut changes = Changes::default();
+        let mut applied = 0u64;
+        loop {
+            let position = match subscription.next().await {
+                Some(Ok(SubscriptionItem::Event(event))) => {
+                    let position = event.position;
+                    if position <= to {
+                        batch.push(*event);
+                    }
+                    position
+                }
+                Some(Ok(SubscriptionItem::Checkpoint(position))) => position,
+                Some(Ok(SubscriptionItem::CaughtUp)) => to,
+                Some(Err(cause)) => return Err(RunnerError::Subscription { projection, cause }),
+                None => return Err(RunnerError::SubscriptionEnded { projection }),
+            };
+            let done = position >= to;
+            if let Some(first) = batch.first().filter(|_| done || batch.len() >= self.settings.batch_size) {
+                self.projector.apply(conn, &batch, &mut changes).await.map_err(|c| self.apply_error(c, first))?;
+                applied += batch.len() as u64;
+                batch.clear();
+            }
+            if done {
+                sqlx::query("SET LOCAL search_path = public").execute(&mut *conn).await.map_err(self.pg("reset search_path"))?;
+                return Ok(applied);
+            }
+        }
+    }
+
+    async fn report(&self, state: State, error: Option<&RunnerError>) {
+        let failure = error.map(Failure::of);
+        if let Err(e) = status::report(&self.pool, &self.target.checkpoint, state, failure.as_ref()).await {
+            tracing::warn!(projection = self.name(), error = %e, "cannot record the projection's status");
+        }
+    }
+
+    async fn report_rate(&self, rate: &mut Rate) {
+        let per_second = rate.take();
+        if let Err(e) = status::heartbeat(&self.pool, &self.target.checkpoint, per_second).await {
+            tracing::warn!(projection = self.name(), error = %e, "cannot record the projection's rate");
+        }
+    }
+}
+
+/// Events per second over the last reporting period (about a second).
+struct Rate {
+    since: Instant,
+    events: u64,
+}
+
+impl Rate {
+    const PERIOD: Duration = Duration::from_secs(1);
+
+    fn new() -> Self {
+        Self { since: Instant::now(), events: 0 }
+    }
+
+    fn add(&mut self, n: u64) {
+        self.events += n;
+    }
+
+    fn due(&self) -> bool {
+        self.since.elapsed() >= Self::PERIOD
+    }
+
+    fn take(&mut self) -> f64 {
+        let per_second = self.events as f64 / self.since.elapsed().as_secs_f64().max(1e-3);
+        *self = Self::new();
+        per_second
+    }
+}
+
+/// `error: cause: cause …`, for one log line.
+pub fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -104,6 +104,7 @@ fn runner(db: &TestDatabase, store: &Arc<dyn EventStore>, batch_size: usize) -> 
         batch_size,
         batch_wait: Duration::from_millis(5),
         standby_poll: Duration::from_millis(50),
+        ..RunnerSettings::default()
     };
     Runner::new(store.clone(), db.pool.clone(), ResourcesProjector, settings)
 }
@@ -197,8 +198,7 @@ async fn a_runner_whose_checkpoint_was_moved_by_another_stops_instead_of_applyin
     runner(&db, &store, 500).run_until_caught_up().await.unwrap();
     // A runner that read the checkpoint, then lost the race to another that moved it.
     let stale = runner(&db, &store, 500);
-    let url = db.url.clone();
-    let task = tokio::spawn(async move { stale.run(&url).await });
+    let task = tokio::spawn(async move { stale.follow_live().await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     sqlx::query("UPDATE projection_checkpoints SET position_minor = position_minor + 1000000")
         .execute(&db.pool)

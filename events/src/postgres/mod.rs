@@ -174,6 +174,10 @@ impl EventStore for PostgresEventStore {
         read::last_committed(&self.inner.pool).await
     }
 
+    async fn count_after(&self, from: Option<Position>) -> Result<Option<u64>, StoreError> {
+        read::count_after(&self.inner.pool, from).await.map(Some)
+    }
+
     fn catalog(&self) -> &Catalog {
         &self.inner.catalog
     }

@@ -167,3 +167,16 @@ pub(crate) async fn last_committed(pool: &PgPool) -> Result<Option<Position>, St
         .map_err(pg("read head"))?;
     row.map(|r| rows::position_of(&r)).transpose().map_err(pg("decode head"))
 }
+
+/// Committed events after `from` (exclusive), for lag and progress figures.
+#[tracing::instrument(name = "es.count_after", skip(pool))]
+pub(crate) async fn count_after(pool: &PgPool, from: Option<Position>) -> Result<u64, StoreError> {
+    let from = from.unwrap_or(Position::new(0, 0));
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM es_events WHERE (tx_id, seq) > ($1, $2)")
+        .bind(from.major as i64)
+        .bind(from.minor as i64)
+        .fetch_one(pool)
+        .await
+        .map_err(pg("count events"))?;
+    Ok(n as u64)
+}

@@ -51,6 +51,7 @@ macro_rules! for_each_case {
             every_event_is_sealed_into_its_stream_hash_chain,
             old_schema_versions_are_upcast_on_read,
             head_is_the_position_of_the_last_event,
+            events_after_a_position_are_counted_or_reported_as_unknown,
             subscribing_from_the_start_delivers_history_then_caught_up_once,
             subscribing_from_a_checkpoint_starts_after_it,
             live_events_arrive_after_caught_up,

@@ -130,3 +130,21 @@ pub async fn head_is_the_position_of_the_last_event(h: Harness) {
     let head2 = h.store.head().await.unwrap().expect("head");
     assert!(head2 >= out2.position && head2 > head);
 }
+
+pub async fn events_after_a_position_are_counted_or_reported_as_unknown(h: Harness) {
+    let s = h.stream();
+    let first = h.store.append(&s, Exp::NoStream, h.events(0..3)).await.unwrap();
+    h.store.append(&s, Exp::Exact(2), h.events(3..5)).await.unwrap();
+    let (Some(all), Some(after)) =
+        (h.store.count_after(None).await.unwrap(), h.store.count_after(Some(first.position)).await.unwrap())
+    else {
+        // The adapter cannot count cheaply; it must say so for every position alike.
+        assert_eq!(h.store.count_after(Some(first.position)).await.unwrap(), None);
+        return;
+    };
+    // Other cases share the store, so only lower bounds hold.
+    assert!(all >= 5, "{all}");
+    assert!(after >= 2 && after < all, "{after} of {all}");
+    let head = h.store.head().await.unwrap();
+    assert!(h.store.count_after(head).await.unwrap().unwrap() <= after);
+}
