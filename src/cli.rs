@@ -30,9 +30,15 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-    /// Run the service: the command API (`/v1/…`, `/healthz`, `/openapi.json`). Applies
-    /// pending migrations first; SIGTERM or Ctrl-C drains in-flight requests.
+    /// Run the service: the command API (`/v1/…`, `/healthz`, `/openapi.json`) and the
+    /// projection runners. Applies pending migrations first; SIGTERM or Ctrl-C drains
+    /// in-flight requests.
     Serve(ServeArgs),
+    /// Read models: list them, show their status, rebuild them (blue/green).
+    Projections {
+        #[command(subcommand)]
+        command: crate::projections::ProjectionsCommand,
+    },
     /// Manage tenants and their API keys.
     Tenants {
         #[command(subcommand)]
@@ -100,6 +106,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Policy { command: PolicyCommand::Check(args) } => policy_check::run(&args),
         Command::Demo { command } => crate::demo::run(command).await,
+        Command::Projections { command } => crate::projections::run(command).await,
         Command::Serve(args) => {
             serve::Application::build(&args).await?.run_until_stopped().await?;
             Ok(ExitCode::SUCCESS)

@@ -27,11 +27,9 @@ impl DatabaseArgs {
     }
 }
 
-/// Settings of `cortex serve`.
+/// Where events are stored.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub db: DatabaseArgs,
+pub struct StoreArgs {
     /// Where events are stored: `postgres` (the database above) or a KurrentDB connection
     /// string (`kurrentdb://host:2113?tls=false`, `esdb://…`).
     #[arg(
@@ -41,6 +39,81 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub event_store: SecretString,
+}
+
+impl StoreArgs {
+    /// The configured event store; `pool` is its database when it is `postgres`.
+    pub fn open(&self, pool: &sqlx::PgPool) -> anyhow::Result<std::sync::Arc<dyn cortex_events::EventStore>> {
+        use anyhow::Context;
+        use cortex_events::{Catalog, kurrent::KurrentEventStore, postgres::PostgresEventStore};
+        use secrecy::ExposeSecret;
+        let catalog = std::sync::Arc::new(Catalog::standard().context("loading the event catalog")?);
+        Ok(match self.event_store.expose_secret() {
+            "postgres" => std::sync::Arc::new(PostgresEventStore::new(pool.clone(), catalog)),
+            url if url.starts_with("kurrentdb") || url.starts_with("esdb") => {
+                std::sync::Arc::new(KurrentEventStore::new(url, catalog).context("configuring the KurrentDB client")?)
+            }
+            _ => anyhow::bail!("CORTEX_EVENT_STORE must be `postgres` or a kurrentdb:// or esdb:// URL"),
+        })
+    }
+}
+
+/// Where change and checkpoint notices go.
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server URL (`nats://127.0.0.1:4222`). Unset: an in-process bus carries the
+    /// notices, which is enough when one `cortex serve` runs every component.
+    #[arg(long = "nats-url", env = "CORTEX_NATS_URL")]
+    pub nats_url: Option<String>,
+}
+
+impl NatsArgs {
+    pub async fn notifier(&self) -> anyhow::Result<cortex_projections::Notifier> {
+        use anyhow::Context;
+        match &self.nats_url {
+            Some(url) => cortex_projections::Notifier::nats(url).await.context("configuring NATS"),
+            None => Ok(cortex_projections::Notifier::Local(cortex_projections::LocalBus::default())),
+        }
+    }
+}
+
+/// How projection runners batch and watch the log.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectionArgs {
+    /// Most events applied in one read-model transaction.
+    #[arg(long = "projection-batch-size", env = "CORTEX_PROJECTION_BATCH_SIZE", default_value_t = 500)]
+    pub batch_size: usize,
+    /// Milliseconds the first event of a partial batch waits for more before it is applied.
+    #[arg(long = "projection-batch-wait-ms", env = "CORTEX_PROJECTION_BATCH_WAIT_MS", default_value_t = 20)]
+    pub batch_wait_ms: u64,
+    /// Seconds a subscription may stay silent while the log's head moves before the runner
+    /// opens it again.
+    #[arg(long = "projection-watchdog-seconds", env = "CORTEX_PROJECTION_WATCHDOG_SECONDS", default_value_t = 5)]
+    pub watchdog_seconds: u64,
+}
+
+impl ProjectionArgs {
+    pub fn settings(&self) -> cortex_projections::RunnerSettings {
+        cortex_projections::RunnerSettings {
+            batch_size: self.batch_size.max(1),
+            batch_wait: std::time::Duration::from_millis(self.batch_wait_ms),
+            watchdog: std::time::Duration::from_secs(self.watchdog_seconds.max(1)),
+            ..cortex_projections::RunnerSettings::default()
+        }
+    }
+}
+
+/// Settings of `cortex serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub projections: ProjectionArgs,
     /// Address the HTTP API listens on.
     #[arg(long = "http-addr", env = "CORTEX_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -61,10 +134,11 @@ pub struct ServeArgs {
     pub drain_seconds: u64,
 }
 
-/// The components of `cortex serve` (more arrive with the query side, projections and
-/// the evaluator).
+/// The components of `cortex serve` (more arrive with the query side and the evaluator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Component {
     /// The command API.
     Command,
+    /// The projection runners (read models), with `/healthz` on the HTTP address.
+    Projections,
 }

@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod migrate;
 mod policy_check;
+mod projections;
 mod serve;
 mod telemetry;
 mod tenants;

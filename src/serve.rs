@@ -1,6 +1,6 @@
 //! `cortex serve`: migrate, build every component, listen, and drain on SIGTERM.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use cortex_command::{
@@ -8,12 +8,12 @@ use cortex_command::{
     handlers::Commands,
     tenants::KeyRing,
 };
-use cortex_events::{Catalog, EventStore, kurrent::KurrentEventStore, postgres::PostgresEventStore};
+use cortex_projections::Runner;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::config::ServeArgs;
+use crate::config::{Component, ServeArgs};
 
 /// The running service: built (migrated, bound), then run until a stop signal.
 pub struct Application {
@@ -28,24 +28,42 @@ impl Application {
     pub async fn build(args: &ServeArgs) -> anyhow::Result<Self> {
         crate::migrate::run(&args.db).await?;
         let pool = args.db.pool().await?;
-        let catalog = Arc::new(Catalog::standard().context("loading the event catalog")?);
-        let store: Arc<dyn EventStore> = match args.event_store.expose_secret() {
-            "postgres" => Arc::new(PostgresEventStore::new(pool.clone(), catalog)),
-            url if url.starts_with("kurrentdb") || url.starts_with("esdb") => {
-                Arc::new(KurrentEventStore::new(url, catalog).context("configuring the KurrentDB client")?)
+        let store = args.store.open(&pool)?;
+        let runs = |c: Component| args.only.is_none_or(|only| only == c);
+        let mut tasks = Vec::new();
+        let mut router = axum::Router::new();
+        if runs(Component::Command) {
+            let keys = KeyRing::new(pool.clone());
+            keys.reload().await.context("loading the API keys")?;
+            let state = ApiState::new(
+                Commands::new(store.clone()),
+                keys,
+                IdempotencyStore::new(pool.clone(), Duration::from_secs(u64::from(args.idempotency_hours) * 3600)),
+                RateLimit { per_second: args.rate_limit, burst: args.rate_limit_burst },
+            );
+            tasks.extend(state.background_tasks());
+            router = api::router(state);
+        } else {
+            router = router.route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }));
+        }
+        if runs(Component::Projections) {
+            let notifier = args.nats.notifier().await?;
+            let settings = args.projections.settings();
+            let url = args.db.database_url.expose_secret().to_owned();
+            for projector in cortex_projections::registry() {
+                let projector_name = projector.name();
+                let runner = Runner::shared(store.clone(), pool.clone(), projector, settings).with_notifier(notifier.clone());
+                let url = url.clone();
+                tasks.push((
+                    projector_name,
+                    Box::pin(async move {
+                        // Returns only for an event it cannot apply: logged and recorded in
+                        // `projection_status` by the runner; the other components go on.
+                        let _ = runner.run(&url).await;
+                    }) as futures::future::BoxFuture<'static, ()>,
+                ));
             }
-            _ => anyhow::bail!("CORTEX_EVENT_STORE must be `postgres` or a kurrentdb:// or esdb:// URL"),
-        };
-        let keys = KeyRing::new(pool.clone());
-        keys.reload().await.context("loading the API keys")?;
-        let state = ApiState::new(
-            Commands::new(store),
-            keys,
-            IdempotencyStore::new(pool, Duration::from_secs(u64::from(args.idempotency_hours) * 3600)),
-            RateLimit { per_second: args.rate_limit, burst: args.rate_limit_burst },
-        );
-        let tasks = state.background_tasks();
-        let router = api::router(state);
+        }
         let listener = TcpListener::bind(args.http_addr)
             .await
             .with_context(|| format!("listening on {}", args.http_addr))?;

@@ -12,6 +12,7 @@
 
 pub mod notify;
 pub mod projector;
+pub mod rebuild;
 pub mod resources;
 pub mod runner;
 pub mod status;
@@ -20,3 +21,8 @@ pub use notify::{LocalBus, Notifier};
 pub use projector::{ApplyError, Changes, Projector};
 pub use resources::ResourcesProjector;
 pub use runner::{Runner, RunnerError, RunnerSettings, Target};
+
+/// Every projection this build knows, in the order `cortex projections list` shows them.
+pub fn registry() -> Vec<std::sync::Arc<dyn Projector>> {
+    vec![std::sync::Arc::new(ResourcesProjector)]
+}

@@ -98,6 +98,12 @@ pub trait Projector: Send + Sync + 'static {
     /// The events it reads (others pass as checkpoints).
     fn filter(&self) -> EventFilter;
 
+    /// The model names its change notices use: after a rebuild swaps its tables, each of
+    /// these is announced as changed as a whole for every tenant.
+    fn models(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Applies `batch` (in log order, at least one event) and records in `changes` what it
     /// changed. `conn` is inside the runner's transaction, with `search_path` set to the
     /// projection's schema (live or shadow): statements name tables unqualified.

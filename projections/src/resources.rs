@@ -191,6 +191,10 @@ impl Projector for ResourcesProjector {
         EventFilter::all().categories([category::RESOURCE])
     }
 
+    fn models(&self) -> &'static [&'static str] {
+        &[MODEL]
+    }
+
     #[tracing::instrument(name = "projection.resources.apply", skip_all, fields(events = batch.len()))]
     async fn apply(
         &self,

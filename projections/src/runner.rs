@@ -124,7 +124,7 @@ impl Target {
 }
 
 /// Runs one projector against one target (its live tables by default).
-pub struct Runner<P> {
+pub struct Runner<P: ?Sized> {
     store: Arc<dyn EventStore>,
     pool: PgPool,
     projector: Arc<P>,
@@ -139,7 +139,9 @@ impl<P: Projector> Runner<P> {
     pub fn new(store: Arc<dyn EventStore>, pool: PgPool, projector: P, settings: RunnerSettings) -> Self {
         Self::shared(store, pool, Arc::new(projector), settings)
     }
+}
 
+impl<P: Projector + ?Sized> Runner<P> {
     pub fn shared(store: Arc<dyn EventStore>, pool: PgPool, projector: Arc<P>, settings: RunnerSettings) -> Self {
         let target = Target::live(projector.name());
         Self {
@@ -454,6 +456,11 @@ impl<P: Projector> Runner<P> {
     }
 
     async fn report(&self, state: State, error: Option<&RunnerError>) {
+        let shadow = self.target != Target::live(self.name());
+        let state = match state {
+            State::CatchingUp | State::Live if shadow => State::Rebuilding,
+            state => state,
+        };
         let failure = error.map(Failure::of);
         if let Err(e) = status::report(&self.pool, &self.target.checkpoint, state, failure.as_ref()).await {
             tracing::warn!(projection = self.name(), error = %e, "cannot record the projection's status");

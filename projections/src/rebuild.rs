@@ -1,0 +1,422 @@
+//! Blue/green rebuild of a projection (DESIGN §4).
+//!
+//! 1. The shadow schema `rm_<name>__shadow` gets a copy of every live table's definition
+//!    (`LIKE … INCLUDING ALL`: columns, defaults, generated columns, constraints, indexes), so
+//!    the migrations stay the one place tables are defined.
+//! 2. A runner writes the shadow from position zero under its own checkpoint `<name>@shadow`,
+//!    while the live tables keep serving and their runner keeps following the log. The shadow
+//!    and its checkpoint survive an interruption: the next rebuild resumes from them.
+//! 3. The swap, in one transaction: lock the live tables against writes (`EXCLUSIVE`: reads go
+//!    on), which waits for the live runner's open batch; apply to the shadow whatever the live
+//!    checkpoint has that the shadow has not; compare every table (row count and digest); then
+//!    rename the live schema away and the shadow into its place, and give the live checkpoint
+//!    the shadow's position. Queries see the old tables or the new ones, never a mix. The live
+//!    runner's next commit lands in the new tables (it resolves names by `search_path`), and
+//!    its compare-and-set checkpoint makes it start over if the shadow was ahead of it.
+//! 4. The old tables are dropped, and every tenant is told its models changed as a whole.
+//!
+//! Differences between live and shadow are reported, not refused: a rebuild is also how a
+//! fixed projector replaces rows a faulty one wrote.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use cortex_events::{EventStore, Position};
+use serde::Serialize;
+use sqlx::{Connection, PgConnection, PgPool, Row};
+
+use crate::{
+    notify::Notifier,
+    projector::{Changes, Projector},
+    runner::{Runner, RunnerError, RunnerSettings, Target},
+    status::{self, State},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("a rebuild of {0} is already running")]
+    AlreadyRunning(&'static str),
+    #[error("projection {0} has no tables in schema rm_{0}: run `cortex migrate`")]
+    NoTables(&'static str),
+    #[error("rebuilding {projection}: postgresql: {step}")]
+    Postgres {
+        projection: &'static str,
+        step: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("rebuilding {projection}: the event store")]
+    Store {
+        projection: &'static str,
+        #[source]
+        source: cortex_events::StoreError,
+    },
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+}
+
+/// How far a rebuild has got, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Events of the log the shadow has passed.
+    pub done: u64,
+    /// Events of the log at the start (`None` when the store cannot count).
+    pub total: Option<u64>,
+    pub events_per_second: f64,
+    pub eta: Option<Duration>,
+}
+
+/// One table compared at the swap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableComparison {
+    pub table: String,
+    pub live_rows: i64,
+    pub shadow_rows: i64,
+    pub live_digest: String,
+    pub shadow_digest: String,
+}
+
+impl TableComparison {
+    pub fn differs(&self) -> bool {
+        self.live_rows != self.shadow_rows || self.live_digest != self.shadow_digest
+    }
+}
+
+/// What a finished (swapped) rebuild did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildReport {
+    pub projection: &'static str,
+    /// Events the shadow applied in this run (a resumed rebuild counts only its own).
+    pub events: u64,
+    pub seconds: f64,
+    pub resumed_from: Option<String>,
+    pub position: Option<String>,
+    /// `false` when the live tables were behind the shadow at the swap (no runner was
+    /// following the log): the comparison then covers different stretches of the log.
+    pub compared_at_same_position: bool,
+    pub tables: Vec<TableComparison>,
+}
+
+pub struct Rebuild<P: ?Sized> {
+    store: Arc<dyn EventStore>,
+    pool: PgPool,
+    database_url: String,
+    projector: Arc<P>,
+    settings: RunnerSettings,
+    notifier: Notifier,
+}
+
+impl<P: Projector + ?Sized> Rebuild<P> {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        pool: PgPool,
+        database_url: &str,
+        projector: Arc<P>,
+        settings: RunnerSettings,
+        notifier: Notifier,
+    ) -> Self {
+        Self { store, pool, database_url: database_url.to_owned(), projector, settings, notifier }
+    }
+
+    fn name(&self) -> &'static str {
+        self.projector.name()
+    }
+
+    fn pg(&self, step: &'static str) -> impl FnOnce(sqlx::Error) -> RebuildError + use<P> {
+        let projection = self.projector.name();
+        move |source| RebuildError::Postgres { projection, step, source }
+    }
+
+    /// Builds the shadow (resuming one left by an interrupted rebuild unless `restart`),
+    /// swaps it in, and reports. `progress` is called about twice a second while building.
+    pub async fn run(&self, restart: bool, progress: impl Fn(Progress) + Send + Sync) -> Result<RebuildReport, RebuildError> {
+        let name = self.name();
+        let started = Instant::now();
+        let mut lock = PgConnection::connect(&self.database_url).await.map_err(self.pg("connect for the lock"))?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(format!("cortex.rebuild.{name}"))
+            .fetch_one(&mut lock)
+            .await
+            .map_err(self.pg("take the rebuild lock"))?;
+        if !held {
+            return Err(RebuildError::AlreadyRunning(name));
+        }
+        let live = Target::live(name);
+        let shadow = Target::shadow(name);
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {}__retired CASCADE", live.schema))
+            .execute(&self.pool)
+            .await
+            .map_err(self.pg("drop a retired schema"))?;
+        let tables = self.tables(&live.schema).await?;
+        if tables.is_empty() {
+            return Err(RebuildError::NoTables(name));
+        }
+        self.prepare_shadow(&live, &shadow, &tables, restart).await?;
+
+        let runner = Runner::shared(self.store.clone(), self.pool.clone(), self.projector.clone(), self.settings)
+            .with_target(shadow.clone());
+        let resumed_from = runner.checkpoint().await?;
+        if let Some(p) = resumed_from {
+            tracing::info!(projection = name, position = %p, "resuming the shadow build");
+        }
+        if let Err(e) = status::report(&self.pool, &shadow.checkpoint, State::Rebuilding, None).await {
+            tracing::warn!(projection = name, error = %e, "cannot record the rebuild's status");
+        }
+        let total = self.count_after(None).await?;
+        let before = self.count_after(resumed_from).await?;
+        let applied = runner.applied();
+        // Two passes: the first takes the bulk, the second what came meanwhile; the swap
+        // applies the last few events under its locks.
+        let build = async {
+            runner.run_until_caught_up().await?;
+            runner.run_until_caught_up().await
+        };
+        let report_progress = async {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            let began = Instant::now();
+            loop {
+                tick.tick().await;
+                let remaining = match runner.checkpoint().await {
+                    Ok(at) => self.count_after(at).await.ok().flatten(),
+                    Err(_) => None,
+                };
+                let secs = began.elapsed().as_secs_f64().max(1e-3);
+                let (done, rate) = match (total, before, remaining) {
+                    (Some(t), Some(b), Some(r)) => (t.saturating_sub(r), b.saturating_sub(r) as f64 / secs),
+                    _ => {
+                        let n = applied.load(Ordering::Relaxed);
+                        (n, n as f64 / secs)
+                    }
+                };
+                let eta = remaining.filter(|_| rate > 0.0).map(|r| Duration::from_secs_f64(r as f64 / rate));
+                progress(Progress { done, total, events_per_second: rate, eta });
+            }
+        };
+        tokio::select! {
+            built = build => built?,
+            () = report_progress => {}
+        }
+        let swap = self.swap(&runner, &live, &shadow, &tables).await?;
+        progress(Progress { done: total.unwrap_or(0), total, events_per_second: 0.0, eta: Some(Duration::ZERO) });
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {}__retired CASCADE", live.schema))
+            .execute(&self.pool)
+            .await
+            .map_err(self.pg("drop the retired tables"))?;
+        self.announce(swap.position).await?;
+        drop(lock);
+        Ok(RebuildReport {
+            projection: name,
+            events: applied.load(Ordering::Relaxed) + swap.tail,
+            seconds: started.elapsed().as_secs_f64(),
+            resumed_from: resumed_from.map(|p| p.token()),
+            position: swap.position.map(|p| p.token()),
+            compared_at_same_position: swap.same_position,
+            tables: swap.tables,
+        })
+    }
+
+    async fn count_after(&self, from: Option<Position>) -> Result<Option<u64>, RebuildError> {
+        self.store.count_after(from).await.map_err(|source| RebuildError::Store { projection: self.name(), source })
+    }
+
+    /// The tables of `schema`, by name.
+    async fn tables(&self, schema: &str) -> Result<Vec<String>, RebuildError> {
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY tablename")
+            .bind(schema)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.pg("list the live tables"))
+    }
+
+    /// Creates the shadow schema and its tables unless a usable one is there to resume.
+    #[tracing::instrument(name = "projection.rebuild.prepare", skip(self, live, tables), fields(projection = self.name()))]
+    async fn prepare_shadow(
+        &self,
+        live: &Target,
+        shadow: &Target,
+        tables: &[String],
+        restart: bool,
+    ) -> Result<(), RebuildError> {
+        let existing = self.tables(&shadow.schema).await?;
+        if !restart && existing == tables {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", shadow.schema))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.pg("drop the old shadow"))?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
+            .bind(&shadow.checkpoint)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.pg("forget the old shadow's checkpoint"))?;
+        sqlx::query(&format!("CREATE SCHEMA {}", shadow.schema))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.pg("create the shadow schema"))?;
+        for table in tables {
+            sqlx::query(&format!(
+                "CREATE TABLE {s}.{t} (LIKE {l}.{t} INCLUDING ALL)",
+                s = shadow.schema,
+                l = live.schema,
+                t = quote_ident(table)
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.pg("create a shadow table"))?;
+        }
+        tx.commit().await.map_err(self.pg("commit the shadow's tables"))?;
+        Ok(())
+    }
+
+    /// The swap (see the module doc), retried when it loses a deadlock to the live runner.
+    async fn swap(
+        &self,
+        runner: &Runner<P>,
+        live: &Target,
+        shadow: &Target,
+        tables: &[String],
+    ) -> Result<Swapped, RebuildError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.swap_once(runner, live, shadow, tables).await {
+                Err(RebuildError::Postgres { source, .. } | RebuildError::Runner(RunnerError::Postgres { source, .. }))
+                    if attempt < 5 && crate::projector::is_transient(&source) =>
+                {
+                    tracing::warn!(projection = self.name(), attempt, error = %source, "the swap failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    #[tracing::instrument(name = "projection.rebuild.swap", skip_all, fields(projection = self.name()))]
+    async fn swap_once(
+        &self,
+        runner: &Runner<P>,
+        live: &Target,
+        shadow: &Target,
+        tables: &[String],
+    ) -> Result<Swapped, RebuildError> {
+        let mut tx = self.pool.begin().await.map_err(self.pg("begin the swap"))?;
+        sqlx::query("SET LOCAL lock_timeout = '30s'").execute(&mut *tx).await.map_err(self.pg("set lock_timeout"))?;
+        let qualified: Vec<String> = tables.iter().map(|t| format!("{}.{}", live.schema, quote_ident(t))).collect();
+        sqlx::query(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", qualified.join(", ")))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.pg("lock the live tables"))?;
+        let rows = sqlx::query(
+            "SELECT projection, position_major, position_minor, events FROM projection_checkpoints \
+              WHERE projection = ANY($1) FOR UPDATE",
+        )
+        .bind([live.checkpoint.clone(), shadow.checkpoint.clone()])
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.pg("lock the checkpoints"))?;
+        let (mut live_at, mut shadow_at, mut shadow_events) = (None, None, 0i64);
+        for r in rows {
+            let p = Position::new(r.get::<i64, _>(1) as u64, r.get::<i64, _>(2) as u64);
+            if r.get::<String, _>(0) == live.checkpoint {
+                live_at = Some(p);
+            } else {
+                shadow_at = Some(p);
+                shadow_events = r.get(3);
+            }
+        }
+        // The shadow takes in what the live tables have and it has not.
+        let tail = match live_at {
+            Some(l) if shadow_at < Some(l) => runner.apply_until(&mut tx, shadow_at, l).await?,
+            _ => 0,
+        };
+        let position = shadow_at.max(live_at);
+        let same_position = live_at == position;
+        let mut compared = Vec::with_capacity(tables.len());
+        for table in tables {
+            let (live_rows, live_digest) = digest(&mut tx, &live.schema, table).await.map_err(self.pg("digest a live table"))?;
+            let (shadow_rows, shadow_digest) =
+                digest(&mut tx, &shadow.schema, table).await.map_err(self.pg("digest a shadow table"))?;
+            compared.push(TableComparison { table: table.clone(), live_rows, shadow_rows, live_digest, shadow_digest });
+        }
+        for statement in [
+            format!("ALTER SCHEMA {0} RENAME TO {0}__retired", live.schema),
+            format!("ALTER SCHEMA {} RENAME TO {}", shadow.schema, live.schema),
+        ] {
+            sqlx::query(&statement).execute(&mut *tx).await.map_err(self.pg("rename the schemas"))?;
+        }
+        match position {
+            Some(p) => sqlx::query(
+                "INSERT INTO projection_checkpoints (projection, position_major, position_minor, events) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (projection) DO UPDATE SET position_major = EXCLUDED.position_major, \
+                    position_minor = EXCLUDED.position_minor, events = EXCLUDED.events, updated_at = now()",
+            )
+            .bind(&live.checkpoint)
+            .bind(p.major as i64)
+            .bind(p.minor as i64)
+            .bind(shadow_events + tail as i64),
+            None => sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1").bind(&live.checkpoint),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(self.pg("move the live checkpoint"))?;
+        for statement in
+            ["DELETE FROM projection_checkpoints WHERE projection = $1", "DELETE FROM projection_status WHERE projection = $1"]
+        {
+            sqlx::query(statement)
+                .bind(&shadow.checkpoint)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.pg("forget the shadow"))?;
+        }
+        tx.commit().await.map_err(self.pg("commit the swap"))?;
+        tracing::info!(projection = self.name(), position = ?position, tail, "swapped");
+        Ok(Swapped { position, tail, same_position, tables: compared })
+    }
+
+    /// Tells every tenant that this projection's models changed as a whole, and where the
+    /// projection now is.
+    async fn announce(&self, position: Option<Position>) -> Result<(), RebuildError> {
+        let Some(position) = position else { return Ok(()) };
+        let tenants: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT tenant_id FROM tenants")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.pg("list the tenants"))?;
+        let mut changes = Changes::default();
+        for tenant in tenants {
+            for model in self.projector.models() {
+                changes.whole(tenant, model);
+            }
+        }
+        self.notifier.committed(self.name(), position, &changes).await;
+        Ok(())
+    }
+}
+
+struct Swapped {
+    position: Option<Position>,
+    tail: u64,
+    same_position: bool,
+    tables: Vec<TableComparison>,
+}
+
+/// Row count and an order-independent digest of every row's text (sum of the first 64 bits
+/// of each row's MD5), so two tables built in different orders compare equal.
+#[tracing::instrument(name = "projection.digest", skip(conn))]
+pub async fn digest(conn: &mut PgConnection, schema: &str, table: &str) -> Result<(i64, String), sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text \
+           FROM {schema}.{} AS t",
+        quote_ident(table)
+    ))
+    .fetch_one(conn)
+    .await
+}
+
+/// A PostgreSQL identifier, quoted.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
