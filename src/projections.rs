@@ -219,12 +219,18 @@ struct Bar {
     name: &'static str,
     tty: bool,
     last_line: std::sync::Mutex<std::time::Instant>,
+    last: std::sync::Mutex<Option<String>>,
 }
 
 impl Bar {
     fn new(name: &'static str) -> Self {
         let long_ago = std::time::Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or_else(std::time::Instant::now);
-        Self { name, tty: std::io::stderr().is_terminal(), last_line: std::sync::Mutex::new(long_ago) }
+        Self {
+            name,
+            tty: std::io::stderr().is_terminal(),
+            last_line: std::sync::Mutex::new(long_ago),
+            last: std::sync::Mutex::new(None),
+        }
     }
 
     fn show(&self, p: Progress) {
@@ -243,6 +249,9 @@ impl Bar {
             p.events_per_second,
             eta
         );
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(line.clone());
+        }
         if self.tty {
             eprint!("\r\x1b[2K{line}");
         } else if let Ok(mut last) = self.last_line.lock()
@@ -253,9 +262,12 @@ impl Bar {
         }
     }
 
+    /// Ends the bar's line; off a terminal, prints the last state once more.
     fn finish(&self) {
         if self.tty {
             eprintln!();
+        } else if let Some(line) = self.last.lock().ok().and_then(|mut l| l.take()) {
+            eprintln!("{line}");
         }
     }
 }
