@@ -4,12 +4,14 @@
 //! write the checkpoint in one PostgreSQL transaction) → a [`Projector`]'s tables in its
 //! schema `rm_<name>`.
 //!
-//! Parts: [`projector`] (the trait and its errors), [`runner`] (the runner), [`resources`]
-//! (the resources read model). Still to come (issue 5): policies with their counts, latest
-//! compliance per (resource, policy), summaries and the daily trend; NATS change and
-//! checkpoint notices after commit; one active runner per projection across processes;
-//! status; the blue/green rebuild behind `cortex projections …`.
+//! Parts: [`projector`] (the trait, [`Changes`]), [`runner`] (batches, checkpoints, one
+//! active runner per projection, watchdog, poison events), [`notify`] (change and checkpoint
+//! notices on NATS or an in-process bus), [`status`] (checkpoints and `projection_status`),
+//! [`rebuild`] (blue/green), and the read models: [`resources`] (`rm_resources`) and
+//! [`compliance`] (`rm_compliance`: policies with counts, latest result per (resource,
+//! policy), summaries per tenant × subscription × type and per policy, daily trend).
 
+pub mod compliance;
 pub mod notify;
 pub mod projector;
 pub mod rebuild;
@@ -17,6 +19,7 @@ pub mod resources;
 pub mod runner;
 pub mod status;
 
+pub use compliance::ComplianceProjector;
 pub use notify::{LocalBus, Notifier};
 pub use projector::{ApplyError, Changes, Projector};
 pub use resources::ResourcesProjector;
@@ -24,5 +27,5 @@ pub use runner::{Runner, RunnerError, RunnerSettings, Target};
 
 /// Every projection this build knows, in the order `cortex projections list` shows them.
 pub fn registry() -> Vec<std::sync::Arc<dyn Projector>> {
-    vec![std::sync::Arc::new(ResourcesProjector)]
+    vec![std::sync::Arc::new(ResourcesProjector), std::sync::Arc::new(ComplianceProjector)]
 }

@@ -67,7 +67,7 @@ enum Change {
 }
 
 impl Change {
-    fn to_row(self, row: &mut Row) {
+    fn apply_to_row(self, row: &mut Row) {
         match self {
             Self::Tags(tags) => row.tags = tags,
             Self::Properties(properties, kind) => (row.properties, row.kind) = (properties, kind),
@@ -78,7 +78,7 @@ impl Change {
         }
     }
 
-    fn to_patch(self, patch: &mut Patch) {
+    fn apply_to_patch(self, patch: &mut Patch) {
         match self {
             Self::Tags(tags) => patch.tags = Some(tags),
             Self::Properties(properties, kind) => (patch.properties, patch.kind) = (Some(properties), Some(kind)),
@@ -97,9 +97,12 @@ fn tags_value(tags: &BTreeMap<String, String>) -> Value {
 }
 
 /// Folds a batch into one action per resource, in first-seen order.
-fn fold(batch: &[RecordedEvent]) -> Result<Vec<((Uuid, Uuid), Action)>, ApplyError> {
-    let mut order: Vec<(Uuid, Uuid)> = Vec::new();
-    let mut actions: HashMap<(Uuid, Uuid), Action> = HashMap::with_capacity(batch.len());
+/// (tenant, resource).
+type Key = (Uuid, Uuid);
+
+fn fold(batch: &[RecordedEvent]) -> Result<Vec<(Key, Action)>, ApplyError> {
+    let mut order: Vec<Key> = Vec::new();
+    let mut actions: HashMap<Key, Action> = HashMap::with_capacity(batch.len());
     for event in batch {
         let tenant = event.tenant_id();
         let at = event.metadata.occurred_at;
@@ -144,12 +147,12 @@ fn fold(batch: &[RecordedEvent]) -> Result<Vec<((Uuid, Uuid), Action)>, ApplyErr
             // A change to a resource with no row changes nothing, as an UPDATE would.
             Action::Delete => {}
             Action::Write(row) => {
-                change.to_row(row);
+                change.apply_to_row(row);
                 row.revision = revision;
                 row.updated_at = at;
             }
             Action::Patch(patch) => {
-                change.to_patch(patch);
+                change.apply_to_patch(patch);
                 patch.revision = revision;
                 patch.updated_at = Some(at);
             }
