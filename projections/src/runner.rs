@@ -399,10 +399,14 @@ impl<P: Projector + ?Sized> Runner<P> {
         Ok(())
     }
 
-    /// `SET LOCAL search_path` to the target's schema: projectors name tables unqualified.
+    /// `SET LOCAL search_path` to the target's schema (projectors name tables unqualified),
+    /// and `synchronous_commit = off`: a read model is derived, so a database crash that
+    /// loses its last commits loses their checkpoint with them, and the runner applies those
+    /// events again — while no commit waits for its WAL flush.
     async fn enter_schema(&self, conn: &mut PgConnection) -> Result<(), RunnerError> {
-        // The schema name is ours (`rm_` + a static projection name), never user input.
-        sqlx::query(&format!("SET LOCAL search_path = {}, public", self.target.schema))
+        // `set_config(…, true)` is `SET LOCAL`, here as one statement with a parameter.
+        sqlx::query("SELECT set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true)")
+            .bind(format!("{}, public", self.target.schema))
             .execute(conn)
             .await
             .map_err(self.pg("set search_path"))?;
