@@ -171,7 +171,8 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         // applies the last few events under its locks.
         let build = async {
             runner.run_until_caught_up().await?;
-            runner.run_until_caught_up().await
+            self.create_deferred_indexes(&live, &shadow, &tables).await?;
+            runner.run_until_caught_up().await.map_err(RebuildError::from)
         };
         let report_progress = async {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -257,18 +258,97 @@ impl<P: Projector + ?Sized> Rebuild<P> {
             .execute(&mut *tx)
             .await
             .map_err(self.pg("create the shadow schema"))?;
+        // Only what applying events needs is built now: the columns, the constraints (primary
+        // keys and unique ones serve `ON CONFLICT`), unique indexes and storage options. The
+        // other indexes are built once, after the bulk of the log (`create_deferred_indexes`),
+        // which is several times cheaper than maintaining them row by row.
+        sqlx::query("SET LOCAL search_path = ''").execute(&mut *tx).await.map_err(self.pg("set search_path"))?;
         for table in tables {
-            sqlx::query(&format!(
-                "CREATE TABLE {s}.{t} (LIKE {l}.{t} INCLUDING ALL)",
-                s = shadow.schema,
-                l = live.schema,
-                t = quote_ident(table)
-            ))
-            .execute(&mut *tx)
+            let (l, s, t) = (&live.schema, &shadow.schema, quote_ident(table));
+            sqlx::query(&format!("CREATE TABLE {s}.{t} (LIKE {l}.{t} INCLUDING ALL EXCLUDING INDEXES)"))
+                .execute(&mut *tx)
+                .await
+                .map_err(self.pg("create a shadow table"))?;
+            let copies: Vec<String> = sqlx::query_scalar(
+                "SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', $2, c.conname, pg_get_constraintdef(c.oid)) \
+                   FROM pg_constraint c WHERE c.conrelid = $1::regclass AND c.contype IN ('p', 'u', 'x') \
+                 UNION ALL \
+                 SELECT replace(pg_get_indexdef(i.indexrelid), ' ON ' || $3 || ' ', ' ON ' || $2 || ' ') \
+                   FROM pg_index i WHERE i.indrelid = $1::regclass AND i.indisunique \
+                    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) \
+                 UNION ALL \
+                 SELECT format('ALTER TABLE %s SET (%s)', $2, array_to_string(reloptions, ', ')) \
+                   FROM pg_class WHERE oid = $1::regclass AND reloptions IS NOT NULL",
+            )
+            .bind(format!("{l}.{t}"))
+            .bind(format!("{s}.{t}"))
+            .bind(format!("{l}.{}", table))
+            .fetch_all(&mut *tx)
             .await
-            .map_err(self.pg("create a shadow table"))?;
+            .map_err(self.pg("read the live tables' constraints"))?;
+            for statement in copies {
+                sqlx::query(&statement).execute(&mut *tx).await.map_err(self.pg("copy a constraint"))?;
+            }
         }
         tx.commit().await.map_err(self.pg("commit the shadow's tables"))?;
+        Ok(())
+    }
+
+    /// Creates the live tables' non-unique indexes on the shadow (`IF NOT EXISTS`: a resumed
+    /// rebuild may have made some), under the same names, so that the swapped-in tables are
+    /// indexed exactly like the live ones.
+    #[tracing::instrument(name = "projection.rebuild.indexes", skip_all, fields(projection = self.name()))]
+    async fn create_deferred_indexes(&self, live: &Target, shadow: &Target, tables: &[String]) -> Result<(), RebuildError> {
+        let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+        sqlx::query("SET LOCAL search_path = ''").execute(&mut *tx).await.map_err(self.pg("set search_path"))?;
+        for table in tables {
+            let (l, s, t) = (&live.schema, &shadow.schema, quote_ident(table));
+            let statements: Vec<String> = sqlx::query_scalar(
+                "SELECT replace(replace(pg_get_indexdef(i.indexrelid), 'CREATE INDEX ', 'CREATE INDEX IF NOT EXISTS '), \
+                                ' ON ' || $3 || ' ', ' ON ' || $2 || ' ') \
+                   FROM pg_index i WHERE i.indrelid = $1::regclass AND NOT i.indisunique \
+                    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+            )
+            .bind(format!("{l}.{t}"))
+            .bind(format!("{s}.{t}"))
+            .bind(format!("{l}.{}", table))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.pg("read the live tables' indexes"))?;
+            for statement in statements {
+                sqlx::query(&statement).execute(&mut *tx).await.map_err(self.pg("create a shadow index"))?;
+            }
+        }
+        tx.commit().await.map_err(self.pg("commit the shadow's indexes"))?;
+        Ok(())
+    }
+
+    /// When a live runner is following the log but is behind the shadow, waits (up to 30 s)
+    /// for it to pass the shadow, so that the swap compares both at the same position instead
+    /// of reporting the stretch between them as differences.
+    async fn let_live_catch_up(&self, live: &Target, shadow: &Target) -> Result<(), RebuildError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let row = sqlx::query(
+                "SELECT (SELECT (l.position_major, l.position_minor) >= (s.position_major, s.position_minor) \
+                           FROM projection_checkpoints l, projection_checkpoints s \
+                          WHERE l.projection = $1 AND s.projection = $2) AS caught_up, \
+                        EXISTS (SELECT 1 FROM projection_status WHERE projection = $1 \
+                                   AND state IN ('catching_up', 'live') \
+                                   AND heartbeat_at > now() - make_interval(secs => $3)) AS running",
+            )
+            .bind(&live.checkpoint)
+            .bind(&shadow.checkpoint)
+            .bind(status::STALE_AFTER_SECONDS as f64)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.pg("compare the checkpoints"))?;
+            let caught_up: Option<bool> = row.get("caught_up");
+            if caught_up != Some(false) || !row.get::<bool, _>("running") {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Ok(())
     }
 
@@ -280,6 +360,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         shadow: &Target,
         tables: &[String],
     ) -> Result<Swapped, RebuildError> {
+        self.let_live_catch_up(live, shadow).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -36,6 +36,19 @@ async fn wait_for_head(db: &TestDatabase, store: &Arc<dyn EventStore>, name: &st
     panic!("{name} did not reach {head:?}");
 }
 
+/// Every index (name and definition) and storage option of the read models' schemas.
+async fn physical_shape(db: &TestDatabase) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname LIKE 'rm\\_%' \
+         UNION ALL SELECT relname::text, coalesce(array_to_string(reloptions, ','), '') FROM pg_class c \
+           JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'rm\\_%' AND c.relkind = 'r' \
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
 fn assert_identical(report: &RebuildReport) {
     assert!(report.compared_at_same_position, "{report:?}");
     for t in &report.tables {
@@ -88,6 +101,8 @@ async fn a_rebuild_while_writers_append_and_queries_read_swaps_atomically_to_ide
         writers.push(tokio::spawn(async move { random_history(&store, Uuid::now_v7(), 40, 250, 100 + w).await }));
     }
 
+    let shape = physical_shape(&db).await;
+    assert!(shape.iter().any(|(name, _)| name == "resources_tags_idx"), "{shape:?}");
     let mut reports = Vec::new();
     for projector in registry() {
         reports.push(rebuild(&db, &store, projector).run(false, |_| {}).await.expect("rebuilt and swapped"));
@@ -100,6 +115,7 @@ async fn a_rebuild_while_writers_append_and_queries_read_swaps_atomically_to_ide
         r.await.unwrap();
     }
     assert!(answered.load(Ordering::Relaxed) > 10, "queries ran throughout");
+    assert_eq!(physical_shape(&db).await, shape, "the rebuilt tables have the live tables' indexes and options");
     for report in &reports {
         // With the live runner following, the swap compares both at the same position.
         assert_identical(report);
