@@ -50,9 +50,9 @@ impl StoreArgs {
         let catalog = std::sync::Arc::new(Catalog::standard().context("loading the event catalog")?);
         Ok(match self.event_store.expose_secret() {
             "postgres" => std::sync::Arc::new(PostgresEventStore::new(pool.clone(), catalog)),
-            url if url.starts_with("kurrentdb") || url.starts_with("esdb") => {
-                std::sync::Arc::new(KurrentEventStore::new(url, catalog).context("configuring the KurrentDB client")?)
-            }
+            url if url.starts_with("kurrentdb") || url.starts_with("esdb") => std::sync::Arc::new(
+                KurrentEventStore::new(url, catalog).context("configuring the KurrentDB client")?,
+            ),
             _ => anyhow::bail!("CORTEX_EVENT_STORE must be `postgres` or a kurrentdb:// or esdb:// URL"),
         })
     }
@@ -88,7 +88,11 @@ pub struct ProjectionArgs {
     pub batch_wait_ms: u64,
     /// Seconds a subscription may stay silent while the log's head moves before the runner
     /// opens it again.
-    #[arg(long = "projection-watchdog-seconds", env = "CORTEX_PROJECTION_WATCHDOG_SECONDS", default_value_t = 5)]
+    #[arg(
+        long = "projection-watchdog-seconds",
+        env = "CORTEX_PROJECTION_WATCHDOG_SECONDS",
+        default_value_t = 5
+    )]
     pub watchdog_seconds: u64,
 }
 

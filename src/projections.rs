@@ -70,9 +70,11 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<ExitCode> {
             let pool = db.pool().await?;
             let store = store.open(&pool)?;
             let names: Vec<&str> = cortex_projections::registry().iter().map(|p| p.name()).collect();
-            let mut rows = status::statuses(&pool, &names).await.context("reading the projections' status")?;
+            let mut rows =
+                status::statuses(&pool, &names).await.context("reading the projections' status")?;
             for row in &mut rows {
-                let at = row.position.as_deref().map(str::parse).transpose().context("a stored checkpoint")?;
+                let at =
+                    row.position.as_deref().map(str::parse).transpose().context("a stored checkpoint")?;
                 row.lag = store.count_after(at).await.context("counting the lag")?;
             }
             if json {
@@ -91,7 +93,9 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<ExitCode> {
                 match found {
                     Some(p) => vec![p],
                     None => {
-                        eprintln!("error: no projection named {name:?}; `cortex projections list` shows them");
+                        eprintln!(
+                            "error: no projection named {name:?}; `cortex projections list` shows them"
+                        );
                         return Ok(ExitCode::from(2));
                     }
                 }
@@ -145,7 +149,8 @@ fn list(json: bool) -> anyhow::Result<()> {
     } else {
         println!("{:<12} {:<16} {:<28} MODELS", "NAME", "SCHEMA", "READS");
         for r in &rows {
-            let models: Vec<&str> = r["models"].as_array().into_iter().flatten().filter_map(|m| m.as_str()).collect();
+            let models: Vec<&str> =
+                r["models"].as_array().into_iter().flatten().filter_map(|m| m.as_str()).collect();
             println!(
                 "{:<12} {:<16} {:<28} {}",
                 r["name"].as_str().unwrap_or(""),
@@ -171,7 +176,10 @@ fn describe(filter: &cortex_events::EventFilter) -> String {
 }
 
 fn print_status(rows: &[status::Status]) {
-    println!("{:<20} {:<12} {:<34} {:>10} {:>10}  LAST ERROR", "PROJECTION", "STATE", "POSITION", "LAG", "EVENTS/S");
+    println!(
+        "{:<20} {:<12} {:<34} {:>10} {:>10}  LAST ERROR",
+        "PROJECTION", "STATE", "POSITION", "LAG", "EVENTS/S"
+    );
     for r in rows {
         let error = r.last_error.as_ref().map_or_else(String::new, |f| {
             let mut text = f.message.clone();
@@ -202,7 +210,9 @@ fn print_report(r: &RebuildReport) {
         r.resumed_from.as_deref().map_or_else(String::new, |p| format!(" (resumed from {p})"))
     );
     if !r.compared_at_same_position {
-        println!("  note: the live tables were behind the shadow (no runner following the log); they were compared anyway");
+        println!(
+            "  note: the live tables were behind the shadow (no runner following the log); they were compared anyway"
+        );
     }
     for t in &r.tables {
         let verdict = if t.differs() { "DIFFERS" } else { "same" };
@@ -224,7 +234,9 @@ struct Bar {
 
 impl Bar {
     fn new(name: &'static str) -> Self {
-        let long_ago = std::time::Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or_else(std::time::Instant::now);
+        let long_ago = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(60))
+            .unwrap_or_else(std::time::Instant::now);
         Self {
             name,
             tty: std::io::stderr().is_terminal(),

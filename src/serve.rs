@@ -38,13 +38,19 @@ impl Application {
             let state = ApiState::new(
                 Commands::new(store.clone()),
                 keys,
-                IdempotencyStore::new(pool.clone(), Duration::from_secs(u64::from(args.idempotency_hours) * 3600)),
+                IdempotencyStore::new(
+                    pool.clone(),
+                    Duration::from_secs(u64::from(args.idempotency_hours) * 3600),
+                ),
                 RateLimit { per_second: args.rate_limit, burst: args.rate_limit_burst },
             );
             tasks.extend(state.background_tasks());
             router = api::router(state);
         } else {
-            router = router.route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }));
+            router = router.route(
+                "/healthz",
+                axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+            );
         }
         if runs(Component::Projections) {
             let notifier = args.nats.notifier().await?;
@@ -52,7 +58,8 @@ impl Application {
             let url = args.db.database_url.expose_secret().to_owned();
             for projector in cortex_projections::registry() {
                 let projector_name = projector.name();
-                let runner = Runner::shared(store.clone(), pool.clone(), projector, settings).with_notifier(notifier.clone());
+                let runner = Runner::shared(store.clone(), pool.clone(), projector, settings)
+                    .with_notifier(notifier.clone());
                 let url = url.clone();
                 tasks.push((
                     projector_name,

@@ -83,7 +83,8 @@ async fn serve_projects_what_the_api_accepts_and_a_rebuild_swaps_while_it_serves
             "id": format!("/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st{n}"),
             "name": format!("st{n}"), "type": "Microsoft.Storage/storageAccounts", "location": "westeurope"
         });
-        let answer = client.post(format!("{base}/v1/resources")).bearer_auth(&key).json(&record).send().await.unwrap();
+        let answer =
+            client.post(format!("{base}/v1/resources")).bearer_auth(&key).json(&record).send().await.unwrap();
         assert_eq!(answer.status(), 201);
     }
     eventually("the resources read model", async || resources(&db).await == 20).await;
@@ -94,7 +95,9 @@ async fn serve_projects_what_the_api_accepts_and_a_rebuild_swaps_while_it_serves
     .await;
 
     let listed = json(cortex(&db).args(["projections", "list", "--json"]).output().unwrap());
-    assert!(listed.as_array().unwrap().iter().any(|p| p["name"] == "resources" && p["schema"] == "rm_resources"));
+    assert!(
+        listed.as_array().unwrap().iter().any(|p| p["name"] == "resources" && p["schema"] == "rm_resources")
+    );
 
     let reports = json(cortex(&db).args(["projections", "rebuild", "--all", "--json"]).output().unwrap());
     for report in reports.as_array().unwrap() {
@@ -108,7 +111,8 @@ async fn serve_projects_what_the_api_accepts_and_a_rebuild_swaps_while_it_serves
         "id": "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/after",
         "name": "after", "type": "Microsoft.Storage/storageAccounts", "location": "westeurope"
     });
-    let answer = client.post(format!("{base}/v1/resources")).bearer_auth(&key).json(&record).send().await.unwrap();
+    let answer =
+        client.post(format!("{base}/v1/resources")).bearer_auth(&key).json(&record).send().await.unwrap();
     assert_eq!(answer.status(), 201);
     eventually("the new resource in the rebuilt tables", async || resources(&db).await == 21).await;
 
@@ -122,7 +126,8 @@ async fn serve_projects_what_the_api_accepts_and_a_rebuild_swaps_while_it_serves
 #[tokio::test]
 async fn a_projections_only_standby_takes_over_when_the_active_process_dies() {
     let db = TestDatabase::create().await;
-    let store: Arc<dyn EventStore> = Arc::new(PostgresEventStore::new(db.pool.clone(), Arc::new(Catalog::standard().unwrap())));
+    let store: Arc<dyn EventStore> =
+        Arc::new(PostgresEventStore::new(db.pool.clone(), Arc::new(Catalog::standard().unwrap())));
     let tenant = Uuid::now_v7();
     let register = async |n: u32| {
         let id = Uuid::new_v5(&tenant, format!("r{n}").as_bytes());
@@ -140,7 +145,11 @@ async fn a_projections_only_standby_takes_over_when_the_active_process_dies() {
         }
         .into();
         store
-            .append(&StreamName::resource(id), ExpectedRevision::NoStream, vec![event.into_new_event(Provenance::system(tenant, "test"))])
+            .append(
+                &StreamName::resource(id),
+                ExpectedRevision::NoStream,
+                vec![event.into_new_event(Provenance::system(tenant, "test"))],
+            )
             .await
             .unwrap();
     };
@@ -154,7 +163,10 @@ async fn a_projections_only_standby_takes_over_when_the_active_process_dies() {
     let (mut second, base2) = serve(&db, &["--only", "projections"]);
     wait_until_up(&base2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(status_of(&db, "resources").await["runner"].as_str().unwrap().ends_with(&first_runner), "the second stands by");
+    assert!(
+        status_of(&db, "resources").await["runner"].as_str().unwrap().ends_with(&first_runner),
+        "the second stands by"
+    );
 
     first.kill().unwrap();
     first.wait().unwrap();

@@ -99,7 +99,8 @@ impl Notifier {
         }
         let at = Utc::now();
         for (tenant, model, ids) in changes.iter() {
-            let notice = ChangeNotice { model: model.to_owned(), ids: ids.iter().cloned().collect(), position, at };
+            let notice =
+                ChangeNotice { model: model.to_owned(), ids: ids.iter().cloned().collect(), position, at };
             self.publish(changes_subject(tenant, model), to_json(&notice)).await;
         }
         let notice = CheckpointNotice { projection: projection.to_owned(), position, at };

@@ -39,7 +39,11 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
             // 40001 serialization failure, 40P01 deadlock, 53xxx insufficient resources,
             // 57P0x operator intervention / shutdown, 08xxx connection exceptions.
             db.code().is_some_and(|c| {
-                c == "40001" || c == "40P01" || c.starts_with("53") || c.starts_with("57P") || c.starts_with("08")
+                c == "40001"
+                    || c == "40P01"
+                    || c.starts_with("53")
+                    || c.starts_with("57P")
+                    || c.starts_with("08")
             })
         }
         sqlx::Error::Io(_)

@@ -131,10 +131,15 @@ impl<P: Projector + ?Sized> Rebuild<P> {
 
     /// Builds the shadow (resuming one left by an interrupted rebuild unless `restart`),
     /// swaps it in, and reports. `progress` is called about twice a second while building.
-    pub async fn run(&self, restart: bool, progress: impl Fn(Progress) + Send + Sync) -> Result<RebuildReport, RebuildError> {
+    pub async fn run(
+        &self,
+        restart: bool,
+        progress: impl Fn(Progress) + Send + Sync,
+    ) -> Result<RebuildReport, RebuildError> {
         let name = self.name();
         let started = Instant::now();
-        let mut lock = PgConnection::connect(&self.database_url).await.map_err(self.pg("connect for the lock"))?;
+        let mut lock =
+            PgConnection::connect(&self.database_url).await.map_err(self.pg("connect for the lock"))?;
         let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
             .bind(format!("cortex.rebuild.{name}"))
             .fetch_one(&mut lock)
@@ -155,8 +160,9 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         }
         self.prepare_shadow(&live, &shadow, &tables, restart).await?;
 
-        let runner = Runner::shared(self.store.clone(), self.pool.clone(), self.projector.clone(), self.settings)
-            .with_target(shadow.clone());
+        let runner =
+            Runner::shared(self.store.clone(), self.pool.clone(), self.projector.clone(), self.settings)
+                .with_target(shadow.clone());
         let resumed_from = runner.checkpoint().await?;
         if let Some(p) = resumed_from {
             tracing::info!(projection = name, position = %p, "resuming the shadow build");
@@ -200,7 +206,12 @@ impl<P: Projector + ?Sized> Rebuild<P> {
             () = report_progress => {}
         }
         let swap = self.swap(&runner, &live, &shadow, &tables).await?;
-        progress(Progress { done: total.unwrap_or(0), total, events_per_second: 0.0, eta: Some(Duration::ZERO) });
+        progress(Progress {
+            done: total.unwrap_or(0),
+            total,
+            events_per_second: 0.0,
+            eta: Some(Duration::ZERO),
+        });
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {}__retired CASCADE", live.schema))
             .execute(&self.pool)
             .await
@@ -219,7 +230,10 @@ impl<P: Projector + ?Sized> Rebuild<P> {
     }
 
     async fn count_after(&self, from: Option<Position>) -> Result<Option<u64>, RebuildError> {
-        self.store.count_after(from).await.map_err(|source| RebuildError::Store { projection: self.name(), source })
+        self.store
+            .count_after(from)
+            .await
+            .map_err(|source| RebuildError::Store { projection: self.name(), source })
     }
 
     /// The tables of `schema`, by name.
@@ -262,7 +276,10 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         // keys and unique ones serve `ON CONFLICT`), unique indexes and storage options. The
         // other indexes are built once, after the bulk of the log (`create_deferred_indexes`),
         // which is several times cheaper than maintaining them row by row.
-        sqlx::query("SET LOCAL search_path = ''").execute(&mut *tx).await.map_err(self.pg("set search_path"))?;
+        sqlx::query("SET LOCAL search_path = ''")
+            .execute(&mut *tx)
+            .await
+            .map_err(self.pg("set search_path"))?;
         for table in tables {
             let (l, s, t) = (&live.schema, &shadow.schema, quote_ident(table));
             sqlx::query(&format!("CREATE TABLE {s}.{t} (LIKE {l}.{t} INCLUDING ALL EXCLUDING INDEXES)"))
@@ -298,9 +315,17 @@ impl<P: Projector + ?Sized> Rebuild<P> {
     /// rebuild may have made some), under the same names, so that the swapped-in tables are
     /// indexed exactly like the live ones.
     #[tracing::instrument(name = "projection.rebuild.indexes", skip_all, fields(projection = self.name()))]
-    async fn create_deferred_indexes(&self, live: &Target, shadow: &Target, tables: &[String]) -> Result<(), RebuildError> {
+    async fn create_deferred_indexes(
+        &self,
+        live: &Target,
+        shadow: &Target,
+        tables: &[String],
+    ) -> Result<(), RebuildError> {
         let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
-        sqlx::query("SET LOCAL search_path = ''").execute(&mut *tx).await.map_err(self.pg("set search_path"))?;
+        sqlx::query("SET LOCAL search_path = ''")
+            .execute(&mut *tx)
+            .await
+            .map_err(self.pg("set search_path"))?;
         for table in tables {
             let (l, s, t) = (&live.schema, &shadow.schema, quote_ident(table));
             let statements: Vec<String> = sqlx::query_scalar(
@@ -365,9 +390,10 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         loop {
             attempt += 1;
             match self.swap_once(runner, live, shadow, tables).await {
-                Err(RebuildError::Postgres { source, .. } | RebuildError::Runner(RunnerError::Postgres { source, .. }))
-                    if attempt < 5 && crate::projector::is_transient(&source) =>
-                {
+                Err(
+                    RebuildError::Postgres { source, .. }
+                    | RebuildError::Runner(RunnerError::Postgres { source, .. }),
+                ) if attempt < 5 && crate::projector::is_transient(&source) => {
                     tracing::warn!(projection = self.name(), attempt, error = %source, "the swap failed; trying again");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                 }
@@ -385,8 +411,12 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         tables: &[String],
     ) -> Result<Swapped, RebuildError> {
         let mut tx = self.pool.begin().await.map_err(self.pg("begin the swap"))?;
-        sqlx::query("SET LOCAL lock_timeout = '30s'").execute(&mut *tx).await.map_err(self.pg("set lock_timeout"))?;
-        let qualified: Vec<String> = tables.iter().map(|t| format!("{}.{}", live.schema, quote_ident(t))).collect();
+        sqlx::query("SET LOCAL lock_timeout = '30s'")
+            .execute(&mut *tx)
+            .await
+            .map_err(self.pg("set lock_timeout"))?;
+        let qualified: Vec<String> =
+            tables.iter().map(|t| format!("{}.{}", live.schema, quote_ident(t))).collect();
         sqlx::query(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", qualified.join(", ")))
             .execute(&mut *tx)
             .await
@@ -418,10 +448,17 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         let same_position = live_at == position;
         let mut compared = Vec::with_capacity(tables.len());
         for table in tables {
-            let (live_rows, live_digest) = digest(&mut tx, &live.schema, table).await.map_err(self.pg("digest a live table"))?;
+            let (live_rows, live_digest) =
+                digest(&mut tx, &live.schema, table).await.map_err(self.pg("digest a live table"))?;
             let (shadow_rows, shadow_digest) =
                 digest(&mut tx, &shadow.schema, table).await.map_err(self.pg("digest a shadow table"))?;
-            compared.push(TableComparison { table: table.clone(), live_rows, shadow_rows, live_digest, shadow_digest });
+            compared.push(TableComparison {
+                table: table.clone(),
+                live_rows,
+                shadow_rows,
+                live_digest,
+                shadow_digest,
+            });
         }
         for statement in [
             format!("ALTER SCHEMA {0} RENAME TO {0}__retired", live.schema),
@@ -444,9 +481,10 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         .execute(&mut *tx)
         .await
         .map_err(self.pg("move the live checkpoint"))?;
-        for statement in
-            ["DELETE FROM projection_checkpoints WHERE projection = $1", "DELETE FROM projection_status WHERE projection = $1"]
-        {
+        for statement in [
+            "DELETE FROM projection_checkpoints WHERE projection = $1",
+            "DELETE FROM projection_status WHERE projection = $1",
+        ] {
             sqlx::query(statement)
                 .bind(&shadow.checkpoint)
                 .execute(&mut *tx)
@@ -487,7 +525,11 @@ struct Swapped {
 /// Row count and an order-independent digest of every row's text (sum of the first 64 bits
 /// of each row's MD5), so two tables built in different orders compare equal.
 #[tracing::instrument(name = "projection.digest", skip(conn))]
-pub async fn digest(conn: &mut PgConnection, schema: &str, table: &str) -> Result<(i64, String), sqlx::Error> {
+pub async fn digest(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> Result<(i64, String), sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text \
            FROM {schema}.{} AS t",

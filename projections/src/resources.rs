@@ -72,7 +72,8 @@ impl Change {
             Self::Tags(tags) => row.tags = tags,
             Self::Properties(properties, kind) => (row.properties, row.kind) = (properties, kind),
             Self::Place { subscription_id, resource_group, location } => {
-                (row.subscription_id, row.resource_group, row.location) = (subscription_id, resource_group, location)
+                (row.subscription_id, row.resource_group, row.location) =
+                    (subscription_id, resource_group, location)
             }
             Self::Name(name) => row.name = name,
         }
@@ -81,7 +82,9 @@ impl Change {
     fn apply_to_patch(self, patch: &mut Patch) {
         match self {
             Self::Tags(tags) => patch.tags = Some(tags),
-            Self::Properties(properties, kind) => (patch.properties, patch.kind) = (Some(properties), Some(kind)),
+            Self::Properties(properties, kind) => {
+                (patch.properties, patch.kind) = (Some(properties), Some(kind))
+            }
             Self::Place { subscription_id, resource_group, location } => {
                 patch.subscription_id = Some(subscription_id);
                 patch.resource_group = Some(resource_group);

@@ -85,7 +85,9 @@ pub enum RunnerError {
     },
     #[error("projection {projection}: the subscription ended")]
     SubscriptionEnded { projection: &'static str },
-    #[error("projection {projection}: the subscription went silent at {seen:?} while the log's head is at {head}")]
+    #[error(
+        "projection {projection}: the subscription went silent at {seen:?} while the log's head is at {head}"
+    )]
     Stalled { projection: &'static str, seen: Option<Position>, head: Position },
     #[error("projection {projection}: another runner moved the checkpoint")]
     Superseded { projection: &'static str },
@@ -142,17 +144,14 @@ impl<P: Projector> Runner<P> {
 }
 
 impl<P: Projector + ?Sized> Runner<P> {
-    pub fn shared(store: Arc<dyn EventStore>, pool: PgPool, projector: Arc<P>, settings: RunnerSettings) -> Self {
+    pub fn shared(
+        store: Arc<dyn EventStore>,
+        pool: PgPool,
+        projector: Arc<P>,
+        settings: RunnerSettings,
+    ) -> Self {
         let target = Target::live(projector.name());
-        Self {
-            store,
-            pool,
-            projector,
-            settings,
-            target,
-            notifier: Notifier::Off,
-            applied: Arc::default(),
-        }
+        Self { store, pool, projector, settings, target, notifier: Notifier::Off, applied: Arc::default() }
     }
 
     /// Publishes change and checkpoint notices after each commit.
@@ -335,7 +334,11 @@ impl<P: Projector + ?Sized> Runner<P> {
         match self.commit_once(batch, to, *written).await {
             Ok(()) => {}
             Err(e) if e.is_poison() && batch.len() > 1 => {
-                tracing::debug!(projection = self.name(), events = batch.len(), "a batch failed; applying it one event at a time");
+                tracing::debug!(
+                    projection = self.name(),
+                    events = batch.len(),
+                    "a batch failed; applying it one event at a time"
+                );
                 for event in batch.iter() {
                     self.commit_once(std::slice::from_ref(event), event.position, *written).await?;
                     *written = Some(event.position);
@@ -380,13 +383,21 @@ impl<P: Projector + ?Sized> Runner<P> {
     }
 
     #[tracing::instrument(name = "projection.commit", skip(self, events, from), fields(projection = %self.target.checkpoint, events = events.len(), position = %to))]
-    async fn commit_once(&self, events: &[RecordedEvent], to: Position, from: Option<Position>) -> Result<(), RunnerError> {
+    async fn commit_once(
+        &self,
+        events: &[RecordedEvent],
+        to: Position,
+        from: Option<Position>,
+    ) -> Result<(), RunnerError> {
         let projection = self.name();
         let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
         self.enter_schema(&mut tx).await?;
         let mut changes = Changes::default();
         if let Some(first) = events.first() {
-            self.projector.apply(&mut tx, events, &mut changes).await.map_err(|c| self.apply_error(c, first))?;
+            self.projector
+                .apply(&mut tx, events, &mut changes)
+                .await
+                .map_err(|c| self.apply_error(c, first))?;
         }
         let moved = status::move_checkpoint(&mut tx, &self.target.checkpoint, from, to, events.len() as u64)
             .await
@@ -405,11 +416,13 @@ impl<P: Projector + ?Sized> Runner<P> {
     /// events again — while no commit waits for its WAL flush.
     async fn enter_schema(&self, conn: &mut PgConnection) -> Result<(), RunnerError> {
         // `set_config(…, true)` is `SET LOCAL`, here as one statement with a parameter.
-        sqlx::query("SELECT set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true)")
-            .bind(format!("{}, public", self.target.schema))
-            .execute(conn)
-            .await
-            .map_err(self.pg("set search_path"))?;
+        sqlx::query(
+            "SELECT set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true)",
+        )
+        .bind(format!("{}, public", self.target.schema))
+        .execute(conn)
+        .await
+        .map_err(self.pg("set search_path"))?;
         Ok(())
     }
 
@@ -448,12 +461,18 @@ impl<P: Projector + ?Sized> Runner<P> {
             };
             let done = position >= to;
             if let Some(first) = batch.first().filter(|_| done || batch.len() >= self.settings.batch_size) {
-                self.projector.apply(conn, &batch, &mut changes).await.map_err(|c| self.apply_error(c, first))?;
+                self.projector
+                    .apply(conn, &batch, &mut changes)
+                    .await
+                    .map_err(|c| self.apply_error(c, first))?;
                 applied += batch.len() as u64;
                 batch.clear();
             }
             if done {
-                sqlx::query("SET LOCAL search_path = public").execute(&mut *conn).await.map_err(self.pg("reset search_path"))?;
+                sqlx::query("SET LOCAL search_path = public")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(self.pg("reset search_path"))?;
                 return Ok(applied);
             }
         }

@@ -77,10 +77,12 @@ pub fn runner_id() -> &'static str {
 /// The stored checkpoint of `key` (`None` before its first batch).
 #[tracing::instrument(name = "projection.read_checkpoint", skip(pool))]
 pub async fn checkpoint(pool: &PgPool, key: &str) -> Result<Option<Position>, sqlx::Error> {
-    let row = sqlx::query("SELECT position_major, position_minor FROM projection_checkpoints WHERE projection = $1")
-        .bind(key)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT position_major, position_minor FROM projection_checkpoints WHERE projection = $1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(|r| Position::new(r.get::<i64, _>(0) as u64, r.get::<i64, _>(1) as u64)))
 }
 
@@ -123,7 +125,12 @@ pub async fn move_checkpoint(
 
 /// Records `key`'s state (and the error, or clears it).
 #[tracing::instrument(name = "projection.report", skip(pool, failure), fields(state = state.as_str()))]
-pub async fn report(pool: &PgPool, key: &str, state: State, failure: Option<&Failure>) -> Result<(), sqlx::Error> {
+pub async fn report(
+    pool: &PgPool,
+    key: &str,
+    state: State,
+    failure: Option<&Failure>,
+) -> Result<(), sqlx::Error> {
     let f = failure.cloned().unwrap_or_default();
     sqlx::query(
         "INSERT INTO projection_status (projection, state, runner, last_error, error_event_id, error_stream, error_position) \
@@ -149,11 +156,13 @@ pub async fn report(pool: &PgPool, key: &str, state: State, failure: Option<&Fai
 /// Records that `key`'s runner is alive and its rate.
 #[tracing::instrument(name = "projection.heartbeat", skip(pool))]
 pub async fn heartbeat(pool: &PgPool, key: &str, events_per_second: f64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE projection_status SET events_per_second = $2, heartbeat_at = now() WHERE projection = $1")
-        .bind(key)
-        .bind(events_per_second)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE projection_status SET events_per_second = $2, heartbeat_at = now() WHERE projection = $1",
+    )
+    .bind(key)
+    .bind(events_per_second)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -26,7 +26,8 @@ async fn runners_stopped_at_any_point_and_restarted_equal_a_clean_rebuild() {
     for _ in 0..25 {
         let mut tasks = Vec::new();
         for projector in registry() {
-            let r = Runner::shared(store.clone(), db.pool.clone(), projector, settings(rng.random_range(1..400)));
+            let r =
+                Runner::shared(store.clone(), db.pool.clone(), projector, settings(rng.random_range(1..400)));
             let url = db.url.clone();
             tasks.push(tokio::spawn(async move { r.run(&url).await }));
         }
@@ -37,7 +38,9 @@ async fn runners_stopped_at_any_point_and_restarted_equal_a_clean_rebuild() {
             let _ = task.await;
         }
         for projector in registry() {
-            if let Some(at) = status::checkpoint(&db.pool, projector.name()).await.unwrap().filter(|p| Some(*p) < head) {
+            if let Some(at) =
+                status::checkpoint(&db.pool, projector.name()).await.unwrap().filter(|p| Some(*p) < head)
+            {
                 stopped_at.insert((projector.name(), at));
             }
         }
@@ -47,20 +50,30 @@ async fn runners_stopped_at_any_point_and_restarted_equal_a_clean_rebuild() {
     for projector in registry() {
         let places = stopped_at.iter().filter(|(n, _)| *n == projector.name()).count();
         assert!(places >= 5, "{} was stopped mid-log at only {places} places", projector.name());
-        Runner::shared(store.clone(), db.pool.clone(), projector, settings(97)).run_until_caught_up().await.unwrap();
+        Runner::shared(store.clone(), db.pool.clone(), projector, settings(97))
+            .run_until_caught_up()
+            .await
+            .unwrap();
     }
 
     for projector in registry() {
         let name = projector.name();
         assert_eq!(status::checkpoint(&db.pool, name).await.unwrap(), head, "{name} reached the head");
-        let report = Rebuild::new(store.clone(), db.pool.clone(), &db.url, projector, settings(500), Notifier::Off)
-            .run(true, |_| {})
-            .await
-            .unwrap();
+        let report =
+            Rebuild::new(store.clone(), db.pool.clone(), &db.url, projector, settings(500), Notifier::Off)
+                .run(true, |_| {})
+                .await
+                .unwrap();
         assert!(report.compared_at_same_position);
         for t in &report.tables {
             assert!(t.live_rows > 0, "{name}.{} is not empty", t.table);
-            assert!(!t.differs(), "{name}.{}: resumed {} rows, clean {} rows", t.table, t.live_rows, t.shadow_rows);
+            assert!(
+                !t.differs(),
+                "{name}.{}: resumed {} rows, clean {} rows",
+                t.table,
+                t.live_rows,
+                t.shadow_rows
+            );
         }
     }
     db.drop_database().await;

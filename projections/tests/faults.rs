@@ -15,8 +15,9 @@ use std::{
 use async_trait::async_trait;
 use common::{random_history, settings, store};
 use cortex_events::{
-    AppendOutcome, Catalog, Direction, DomainEvent, EventFilter, EventStore, ExpectedRevision, NewEvent, Position,
-    Provenance, RecordedEvent, StoreError, StreamName, SubscriptionItem, catalog as ev, testing::TestDatabase,
+    AppendOutcome, Catalog, Direction, DomainEvent, EventFilter, EventStore, ExpectedRevision, NewEvent,
+    Position, Provenance, RecordedEvent, StoreError, StreamName, SubscriptionItem, catalog as ev,
+    testing::TestDatabase,
     wire::{ChangeNotice, CheckpointNotice, changes_subject, checkpoint_subject},
 };
 use cortex_projections::{Notifier, ResourcesProjector, Runner, RunnerError, status};
@@ -57,7 +58,11 @@ async fn register(store: &Arc<dyn EventStore>, tenant: Uuid, name: &str) -> Appe
     }
     .into();
     store
-        .append(&StreamName::resource(id), ExpectedRevision::NoStream, vec![event.into_new_event(Provenance::system(tenant, "test"))])
+        .append(
+            &StreamName::resource(id),
+            ExpectedRevision::NoStream,
+            vec![event.into_new_event(Provenance::system(tenant, "test"))],
+        )
         .await
         .unwrap()
 }
@@ -81,7 +86,8 @@ async fn an_event_that_cannot_be_applied_stops_the_projection_naming_it_and_keep
     }
     let runner = Runner::new(store.clone(), db.pool.clone(), ResourcesProjector, settings(100));
     let url = db.url.clone();
-    let result = tokio::time::timeout(Duration::from_secs(30), runner.run(&url)).await.expect("the runner stops");
+    let result =
+        tokio::time::timeout(Duration::from_secs(30), runner.run(&url)).await.expect("the runner stops");
     let Err(RunnerError::Apply { event_id, position, stream, .. }) = result else { panic!("{result:?}") };
     let stored = store.read_stream(&stream, 0, Direction::Forwards, 1).await.unwrap();
     assert_eq!((event_id, position), (stored[0].event_id(), poison.position));
@@ -108,10 +114,21 @@ struct Stalling {
 
 #[async_trait]
 impl EventStore for Stalling {
-    async fn append(&self, s: &StreamName, e: ExpectedRevision, ev: Vec<NewEvent>) -> Result<AppendOutcome, StoreError> {
+    async fn append(
+        &self,
+        s: &StreamName,
+        e: ExpectedRevision,
+        ev: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
         self.inner.append(s, e, ev).await
     }
-    async fn read_stream(&self, s: &StreamName, f: u64, d: Direction, m: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(
+        &self,
+        s: &StreamName,
+        f: u64,
+        d: Direction,
+        m: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_stream(s, f, d, m).await
     }
     fn subscribe_all(
@@ -140,7 +157,8 @@ async fn a_subscription_that_goes_silent_while_the_log_moves_is_opened_again() {
     let real = store(&db);
     let tenant = Uuid::now_v7();
     let live = random_history(&real, tenant, 40, 400, 11).await;
-    let stalling: Arc<dyn EventStore> = Arc::new(Stalling { inner: real.clone(), deliver: 50, stalled: AtomicBool::new(false) });
+    let stalling: Arc<dyn EventStore> =
+        Arc::new(Stalling { inner: real.clone(), deliver: 50, stalled: AtomicBool::new(false) });
     let runner = Runner::new(stalling, db.pool.clone(), ResourcesProjector, settings(20));
     let url = db.url.clone();
     let task = tokio::spawn(async move { runner.run(&url).await });
@@ -165,7 +183,10 @@ async fn the_runner_recovers_by_itself_when_the_database_drops_every_connection(
     let url = db.url.clone();
     let task = tokio::spawn(async move { runner.run(&url).await });
     let head = store.head().await.unwrap();
-    wait_for("the first catch-up", || async { status::checkpoint(&db.pool, "resources").await.unwrap() == head }).await;
+    wait_for("the first catch-up", || async {
+        status::checkpoint(&db.pool, "resources").await.unwrap() == head
+    })
+    .await;
     // Every connection to this database, the runner's lock and the store's listener included.
     let killed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -199,14 +220,18 @@ async fn each_commit_is_announced_on_nats_with_the_changed_ids_then_the_checkpoi
     }
     let head = store.head().await.unwrap().unwrap();
     let notifier = Notifier::nats("nats://127.0.0.1:4222").await.unwrap();
-    let runner = Runner::new(store.clone(), db.pool.clone(), ResourcesProjector, settings(7)).with_notifier(notifier);
+    let runner =
+        Runner::new(store.clone(), db.pool.clone(), ResourcesProjector, settings(7)).with_notifier(notifier);
     runner.run_until_caught_up().await.unwrap();
 
     // Every registered resource is announced once its batch committed, at a position that
     // covers it.
     let mut announced: HashMap<String, Position> = HashMap::new();
     while announced.len() < 30 {
-        let message = tokio::time::timeout(Duration::from_secs(10), changes.next()).await.expect("a change notice").unwrap();
+        let message = tokio::time::timeout(Duration::from_secs(10), changes.next())
+            .await
+            .expect("a change notice")
+            .unwrap();
         let notice: ChangeNotice = serde_json::from_slice(&message.payload).unwrap();
         assert_eq!(notice.model, "resources");
         for id in notice.ids {
@@ -219,7 +244,10 @@ async fn each_commit_is_announced_on_nats_with_the_changed_ids_then_the_checkpoi
     }
     // Other tests' runners publish on the same subject; ours reaches this store's head.
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), checkpoints.next()).await.expect("a checkpoint").unwrap();
+        let message = tokio::time::timeout(Duration::from_secs(10), checkpoints.next())
+            .await
+            .expect("a checkpoint")
+            .unwrap();
         let notice: CheckpointNotice = serde_json::from_slice(&message.payload).unwrap();
         if notice.position == head {
             assert_eq!(notice.projection, "resources");

@@ -15,13 +15,17 @@ use std::{
 use common::{random_history, settings, store};
 use cortex_events::{EventStore, testing::TestDatabase};
 use cortex_projections::{
-    Notifier, Projector, Runner, registry,
+    Notifier, Projector, Runner,
     rebuild::{Rebuild, RebuildReport},
-    status,
+    registry, status,
 };
 use uuid::Uuid;
 
-fn rebuild(db: &TestDatabase, store: &Arc<dyn EventStore>, projector: Arc<dyn Projector>) -> Rebuild<dyn Projector> {
+fn rebuild(
+    db: &TestDatabase,
+    store: &Arc<dyn EventStore>,
+    projector: Arc<dyn Projector>,
+) -> Rebuild<dyn Projector> {
     Rebuild::new(store.clone(), db.pool.clone(), &db.url, projector, settings(200), Notifier::Off)
 }
 
@@ -52,7 +56,15 @@ async fn physical_shape(db: &TestDatabase) -> Vec<(String, String)> {
 fn assert_identical(report: &RebuildReport) {
     assert!(report.compared_at_same_position, "{report:?}");
     for t in &report.tables {
-        assert!(!t.differs(), "{}: live {} rows, shadow {} rows ({} vs {})", t.table, t.live_rows, t.shadow_rows, t.live_digest, t.shadow_digest);
+        assert!(
+            !t.differs(),
+            "{}: live {} rows, shadow {} rows ({} vs {})",
+            t.table,
+            t.live_rows,
+            t.shadow_rows,
+            t.live_digest,
+            t.shadow_digest
+        );
     }
 }
 
@@ -84,11 +96,12 @@ async fn a_rebuild_while_writers_append_and_queries_read_swaps_atomically_to_ide
         let (pool, stop, answered) = (db.pool.clone(), stop.clone(), answered.clone());
         readers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_resources.resources WHERE tenant_id = $1")
-                    .bind(seed_tenant)
-                    .fetch_one(&pool)
-                    .await
-                    .expect("the live tables answer throughout");
+                let n: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM rm_resources.resources WHERE tenant_id = $1")
+                        .bind(seed_tenant)
+                        .fetch_one(&pool)
+                        .await
+                        .expect("the live tables answer throughout");
                 assert_eq!(n, seeded, "a query saw a partial table");
                 answered.fetch_add(1, Ordering::Relaxed);
             }
@@ -98,7 +111,9 @@ async fn a_rebuild_while_writers_append_and_queries_read_swaps_atomically_to_ide
     let mut writers = Vec::new();
     for w in 0..8u64 {
         let store = store.clone();
-        writers.push(tokio::spawn(async move { random_history(&store, Uuid::now_v7(), 40, 250, 100 + w).await }));
+        writers.push(tokio::spawn(
+            async move { random_history(&store, Uuid::now_v7(), 40, 250, 100 + w).await },
+        ));
     }
 
     let shape = physical_shape(&db).await;
@@ -115,7 +130,11 @@ async fn a_rebuild_while_writers_append_and_queries_read_swaps_atomically_to_ide
         r.await.unwrap();
     }
     assert!(answered.load(Ordering::Relaxed) > 10, "queries ran throughout");
-    assert_eq!(physical_shape(&db).await, shape, "the rebuilt tables have the live tables' indexes and options");
+    assert_eq!(
+        physical_shape(&db).await,
+        shape,
+        "the rebuilt tables have the live tables' indexes and options"
+    );
     for report in &reports {
         // With the live runner following, the swap compares both at the same position.
         assert_identical(report);
@@ -148,7 +167,10 @@ async fn an_interrupted_rebuild_resumes_from_its_shadow_checkpoint() {
     let store = store(&db);
     random_history(&store, Uuid::now_v7(), 400, 5_000, 31).await;
     let projector: Arc<dyn Projector> = registry().into_iter().find(|p| p.name() == "resources").unwrap();
-    Runner::shared(store.clone(), db.pool.clone(), projector.clone(), settings(500)).run_until_caught_up().await.unwrap();
+    Runner::shared(store.clone(), db.pool.clone(), projector.clone(), settings(500))
+        .run_until_caught_up()
+        .await
+        .unwrap();
 
     // Interrupt the first rebuild once its shadow has a checkpoint.
     let first = rebuild(&db, &store, projector.clone());

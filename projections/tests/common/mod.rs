@@ -105,15 +105,23 @@ pub async fn random_history(
     state.values().filter(|(_, registered)| *registered).count()
 }
 
-
 /// Appends a random mixed history for one tenant — registrations, changes, moves, deletes,
 /// policies created, changed, disabled, enabled and deleted, and compliance results in every
 /// state — `steps` events over `resources` resources and `policies` policies.
-pub async fn mixed_history(store: &Arc<dyn EventStore>, tenant: Uuid, resources: usize, policies: usize, steps: usize, seed: u64) {
+pub async fn mixed_history(
+    store: &Arc<dyn EventStore>,
+    tenant: Uuid,
+    resources: usize,
+    policies: usize,
+    steps: usize,
+    seed: u64,
+) {
     use cortex_events::catalog::ComplianceState::*;
     let mut rng = StdRng::seed_from_u64(seed);
-    let resource_ids: Vec<Uuid> = (0..resources).map(|n| Uuid::new_v5(&tenant, format!("r{n}").as_bytes())).collect();
-    let policy_ids: Vec<Uuid> = (0..policies).map(|n| Uuid::new_v5(&tenant, format!("p{n}").as_bytes())).collect();
+    let resource_ids: Vec<Uuid> =
+        (0..resources).map(|n| Uuid::new_v5(&tenant, format!("r{n}").as_bytes())).collect();
+    let policy_ids: Vec<Uuid> =
+        (0..policies).map(|n| Uuid::new_v5(&tenant, format!("p{n}").as_bytes())).collect();
     let mut alive = vec![false; resources];
     // None: never created or deleted; Some(enabled).
     let mut policy: Vec<Option<bool>> = vec![None; policies];
@@ -142,7 +150,13 @@ pub async fn mixed_history(store: &Arc<dyn EventStore>, tenant: Uuid, resources:
                 match rng.random_range(0..10) {
                     0 => {
                         alive[n] = false;
-                        ev::ResourceDeleted { resource_id: id, cloud_id: format!("/x/r{n}"), name: format!("r{n}"), resource_type: "X/y".into() }.into()
+                        ev::ResourceDeleted {
+                            resource_id: id,
+                            cloud_id: format!("/x/r{n}"),
+                            name: format!("r{n}"),
+                            resource_type: "X/y".into(),
+                        }
+                        .into()
                     }
                     1..=4 => ev::ResourceTagsChanged {
                         resource_id: id,
@@ -160,7 +174,12 @@ pub async fn mixed_history(store: &Arc<dyn EventStore>, tenant: Uuid, resources:
                         previous_location: "westeurope".into(),
                     }
                     .into(),
-                    _ => ev::ResourceRenamed { resource_id: id, name: format!("n{}", rng.random::<u16>()), previous_name: format!("r{n}") }.into(),
+                    _ => ev::ResourceRenamed {
+                        resource_id: id,
+                        name: format!("n{}", rng.random::<u16>()),
+                        previous_name: format!("r{n}"),
+                    }
+                    .into(),
                 }
             };
             (StreamName::resource(id), event)
@@ -212,7 +231,8 @@ pub async fn mixed_history(store: &Arc<dyn EventStore>, tenant: Uuid, resources:
             let results = (0..rng.random_range(1..=3.min(policies)))
                 .map(|k| ev::PolicyResult {
                     policy_id: policy_ids[(rng.random_range(0..policies) + k) % policies],
-                    state: [Compliant, Compliant, NonCompliant, Exempt, NotApplicable, Error][rng.random_range(0..6)],
+                    state: [Compliant, Compliant, NonCompliant, Exempt, NotApplicable, Error]
+                        [rng.random_range(0..6)],
                     reason: Some("checked".into()),
                     details: None,
                     policy_revision: Some(0),
@@ -220,11 +240,20 @@ pub async fn mixed_history(store: &Arc<dyn EventStore>, tenant: Uuid, resources:
                 .collect::<Vec<_>>();
             let mut seen = std::collections::HashSet::new();
             let results = results.into_iter().filter(|r| seen.insert(r.policy_id)).collect();
-            let event = ev::ComplianceEvaluated { resource_id: id, resource_revision: Some(0), source: "test".into(), results };
+            let event = ev::ComplianceEvaluated {
+                resource_id: id,
+                resource_revision: Some(0),
+                source: "test".into(),
+                results,
+            };
             (StreamName::compliance(id), event.into())
         };
         store
-            .append(&stream, ExpectedRevision::Any, vec![event.into_new_event(Provenance::system(tenant, "test"))])
+            .append(
+                &stream,
+                ExpectedRevision::Any,
+                vec![event.into_new_event(Provenance::system(tenant, "test"))],
+            )
             .await
             .unwrap();
     }
