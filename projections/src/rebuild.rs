@@ -202,7 +202,16 @@ impl<P: Projector + ?Sized> Rebuild<P> {
             }
         };
         tokio::select! {
-            built = build => built?,
+            built = build => {
+                if let Err(RebuildError::Runner(e)) = &built {
+                    let state = if e.is_poison() { State::Failed } else { State::Retrying };
+                    let failure = status::Failure::of(e);
+                    if let Err(report) = status::report(&self.pool, &shadow.checkpoint, state, Some(&failure)).await {
+                        tracing::warn!(projection = name, error = %report, "cannot record the rebuild's status");
+                    }
+                }
+                built?
+            }
             () = report_progress => {}
         }
         let swap = self.swap(&runner, &live, &shadow, &tables).await?;
@@ -245,6 +254,27 @@ impl<P: Projector + ?Sized> Rebuild<P> {
             .map_err(self.pg("list the live tables"))
     }
 
+    /// The tables of `schema` with their columns, types, defaults and constraints, as text.
+    async fn shape(&self, schema: &str) -> Result<String, RebuildError> {
+        sqlx::query_scalar(
+            "SELECT coalesce(string_agg(line, E'\\n' ORDER BY line), '') FROM ( \
+                SELECT format('%s %s %s %s %s %s', c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), \
+                              a.attnotnull, pg_get_expr(d.adbin, d.adrelid)) AS line \
+                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                  LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum \
+                 WHERE n.nspname = $1 AND c.relkind = 'r' \
+                UNION ALL \
+                SELECT format('%s %s %s', c.relname, k.conname, pg_get_constraintdef(k.oid, true)) \
+                  FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1) lines",
+        )
+        .bind(schema)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.pg("read the tables' shape"))
+    }
+
     /// Creates the shadow schema and its tables unless a usable one is there to resume.
     #[tracing::instrument(name = "projection.rebuild.prepare", skip(self, live, tables), fields(projection = self.name()))]
     async fn prepare_shadow(
@@ -254,8 +284,9 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         tables: &[String],
         restart: bool,
     ) -> Result<(), RebuildError> {
-        let existing = self.tables(&shadow.schema).await?;
-        if !restart && existing == tables {
+        // Resumable only if its tables are still shaped like the live ones (a migration may
+        // have changed them since the interrupted run).
+        if !restart && self.shape(&shadow.schema).await? == self.shape(&live.schema).await? {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
@@ -321,6 +352,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         shadow: &Target,
         tables: &[String],
     ) -> Result<(), RebuildError> {
+        let mut all = Vec::new();
         let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
         sqlx::query("SET LOCAL search_path = ''")
             .execute(&mut *tx)
@@ -340,11 +372,14 @@ impl<P: Projector + ?Sized> Rebuild<P> {
             .fetch_all(&mut *tx)
             .await
             .map_err(self.pg("read the live tables' indexes"))?;
-            for statement in statements {
-                sqlx::query(&statement).execute(&mut *tx).await.map_err(self.pg("create a shadow index"))?;
-            }
+            all.extend(statements);
         }
-        tx.commit().await.map_err(self.pg("commit the shadow's indexes"))?;
+        tx.commit().await.map_err(self.pg("commit"))?;
+        // One transaction per index: none holds a transaction id (and so the visibility
+        // horizon every subscriber reads below) for longer than one index build.
+        for statement in all {
+            sqlx::query(&statement).execute(&self.pool).await.map_err(self.pg("create a shadow index"))?;
+        }
         Ok(())
     }
 
@@ -359,7 +394,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
                            FROM projection_checkpoints l, projection_checkpoints s \
                           WHERE l.projection = $1 AND s.projection = $2) AS caught_up, \
                         EXISTS (SELECT 1 FROM projection_status WHERE projection = $1 \
-                                   AND state IN ('catching_up', 'live') \
+                                   AND state IN ('catching_up', 'live', 'retrying') \
                                    AND heartbeat_at > now() - make_interval(secs => $3)) AS running",
             )
             .bind(&live.checkpoint)
@@ -415,6 +450,13 @@ impl<P: Projector + ?Sized> Rebuild<P> {
             .execute(&mut *tx)
             .await
             .map_err(self.pg("set lock_timeout"))?;
+        // Waits for the live runner's open batch and holds back its next one (see
+        // `swap_lock_key`).
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(crate::runner::swap_lock_key(self.name()))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.pg("take the swap lock"))?;
         let qualified: Vec<String> =
             tables.iter().map(|t| format!("{}.{}", live.schema, quote_ident(t))).collect();
         sqlx::query(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", qualified.join(", ")))

@@ -198,6 +198,13 @@ impl<P: Projector + ?Sized> Runner<P> {
         let mut backoff = initial;
         loop {
             let outcome = match self.wait_for_lock(database_url).await {
+                Err(e) => {
+                    // Not the active runner: its status row belongs to whoever is.
+                    tracing::warn!(error = %cause_chain(&e), retry_in_ms = backoff.as_millis() as u64, "cannot wait for the projection lock; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.settings.max_backoff);
+                    continue;
+                }
                 Ok(lock) => {
                     tracing::info!(projection = self.name(), "active runner");
                     let before = self.applied.load(Ordering::Relaxed);
@@ -208,7 +215,6 @@ impl<P: Projector + ?Sized> Runner<P> {
                     }
                     outcome
                 }
-                Err(e) => Err(e),
             };
             let Err(error) = outcome else { continue };
             if error.is_poison() {
@@ -262,7 +268,9 @@ impl<P: Projector + ?Sized> Runner<P> {
         let mut watchdog = tokio::time::interval(self.settings.watchdog);
         watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         watchdog.tick().await;
-        let (mut heard, mut seen) = (false, from);
+        let (mut heard, mut seen, mut caught_up) = (false, from, false);
+        let mut last_head =
+            self.store.head().await.map_err(|cause| RunnerError::Subscription { projection, cause })?;
         self.report(State::CatchingUp, None).await;
         loop {
             let next = tokio::select! {
@@ -274,12 +282,16 @@ impl<P: Projector + ?Sized> Runner<P> {
                     continue;
                 }
                 _ = watchdog.tick() => {
-                    if !heard {
-                        let head = self.store.head().await.map_err(|cause| RunnerError::Subscription { projection, cause })?;
-                        if let Some(head) = head.filter(|h| seen < Some(*h)) {
-                            return Err(RunnerError::Stalled { projection, seen, head });
-                        }
+                    // Silent although the log holds more than it delivered: while catching up,
+                    // or, once caught up, when the head moved on. (A head that stays put after
+                    // the catch-up, e.g. filtered-out events at the end of the log that a
+                    // server never reports, is not a stall.)
+                    let head = self.store.head().await.map_err(|cause| RunnerError::Subscription { projection, cause })?;
+                    let expecting = !caught_up || head != last_head;
+                    if !heard && expecting && let Some(head) = head.filter(|h| seen < Some(*h)) {
+                        return Err(RunnerError::Stalled { projection, seen, head });
                     }
+                    last_head = head;
                     heard = false;
                     if rate.due() {
                         self.report_rate(&mut rate).await;
@@ -308,6 +320,7 @@ impl<P: Projector + ?Sized> Runner<P> {
                     }
                 }
                 Some(Ok(SubscriptionItem::CaughtUp)) => {
+                    caught_up = true;
                     if stop_when_caught_up {
                         return self.commit(&mut batch, last.take(), &mut written, &mut rate).await;
                     }
@@ -415,11 +428,16 @@ impl<P: Projector + ?Sized> Runner<P> {
     /// loses its last commits loses their checkpoint with them, and the runner applies those
     /// events again — while no commit waits for its WAL flush.
     async fn enter_schema(&self, conn: &mut PgConnection) -> Result<(), RunnerError> {
-        // `set_config(…, true)` is `SET LOCAL`, here as one statement with a parameter.
+        // `set_config(…, true)` is `SET LOCAL`, here as one statement with a parameter. The
+        // shared lock on the projection's swap key keeps every batch wholly before or wholly
+        // after a rebuild's swap, which takes it exclusively: a batch that loaded rows from
+        // the old tables can never write what it computed into the new ones.
         sqlx::query(
-            "SELECT set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true)",
+            "SELECT set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true), \
+                    pg_advisory_xact_lock_shared(hashtextextended($2, 0))",
         )
         .bind(format!("{}, public", self.target.schema))
+        .bind(swap_lock_key(self.name()))
         .execute(conn)
         .await
         .map_err(self.pg("set search_path"))?;
@@ -524,6 +542,12 @@ impl Rate {
         *self = Self::new();
         per_second
     }
+}
+
+/// The advisory lock key a rebuild's swap holds exclusively and every batch of the live
+/// runner shares.
+pub fn swap_lock_key(projection: &str) -> String {
+    format!("cortex.swap.{projection}")
 }
 
 /// `error: cause: cause …`, for one log line.

@@ -136,7 +136,7 @@ pub async fn report(
         "INSERT INTO projection_status (projection, state, runner, last_error, error_event_id, error_stream, error_position) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (projection) DO UPDATE SET state = EXCLUDED.state, runner = EXCLUDED.runner, \
-            last_error = COALESCE(EXCLUDED.last_error, CASE WHEN EXCLUDED.state IN ('live', 'catching_up') \
+            last_error = COALESCE(EXCLUDED.last_error, CASE WHEN EXCLUDED.state IN ('live', 'catching_up', 'rebuilding') \
                                   THEN NULL ELSE projection_status.last_error END), \
             error_event_id = EXCLUDED.error_event_id, error_stream = EXCLUDED.error_stream, \
             error_position = EXCLUDED.error_position, heartbeat_at = now(), updated_at = now()",

@@ -24,6 +24,13 @@ async fn runners_stopped_at_any_point_and_restarted_equal_a_clean_rebuild() {
     let mut rng = StdRng::seed_from_u64(41);
     let mut stopped_at = std::collections::BTreeSet::new();
     for _ in 0..25 {
+        let before: Vec<_> = {
+            let mut v = Vec::new();
+            for projector in registry() {
+                v.push(status::checkpoint(&db.pool, projector.name()).await.unwrap());
+            }
+            v
+        };
         let mut tasks = Vec::new();
         for projector in registry() {
             let r =
@@ -31,8 +38,19 @@ async fn runners_stopped_at_any_point_and_restarted_equal_a_clean_rebuild() {
             let url = db.url.clone();
             tasks.push(tokio::spawn(async move { r.run(&url).await }));
         }
-        // A runner needs a few hundred milliseconds (debug build) before its first commit.
-        tokio::time::sleep(Duration::from_micros(rng.random_range(0..1_200_000))).await;
+        // Once some runner has committed in this round (however loaded the machine), let
+        // them work a random while longer, then stop them all wherever they are.
+        for _ in 0..3000 {
+            let mut now = Vec::new();
+            for projector in registry() {
+                now.push(status::checkpoint(&db.pool, projector.name()).await.unwrap());
+            }
+            if now != before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_micros(rng.random_range(0..40_000))).await;
         for task in tasks {
             task.abort();
             let _ = task.await;
