@@ -30,8 +30,8 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-    /// Run the service: the command API (`/v1/…`, `/healthz`, `/openapi.json`) and the
-    /// projection runners. Applies pending migrations first; SIGTERM or Ctrl-C drains
+    /// Run the service: the command and query APIs (`/v1/…`, `/healthz`, `/openapi.json`)
+    /// and the projection runners. Applies pending migrations first; SIGTERM or Ctrl-C drains
     /// in-flight requests.
     Serve(ServeArgs),
     /// Read models: list them, show their status, rebuild them (blue/green).

@@ -138,11 +138,13 @@ pub struct ServeArgs {
     pub drain_seconds: u64,
 }
 
-/// The components of `cortex serve` (more arrive with the query side and the evaluator).
+/// The components of `cortex serve` (the evaluator arrives with issue 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Component {
     /// The command API.
     Command,
+    /// The query API (the read models and resource histories).
+    Query,
     /// The projection runners (read models), with `/healthz` on the HTTP address.
     Projections,
 }

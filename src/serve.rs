@@ -4,14 +4,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cortex_command::{
-    api::{self, ApiState, IdempotencyStore, RateLimit},
+    api::{self, ApiState, Auth, IdempotencyStore, RateLimit},
     handlers::Commands,
     tenants::KeyRing,
 };
 use cortex_projections::Runner;
+use cortex_query::{QueryState, Reads};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::{Component, ServeArgs};
 
@@ -31,27 +33,44 @@ impl Application {
         let store = args.store.open(&pool)?;
         let runs = |c: Component| args.only.is_none_or(|only| only == c);
         let mut tasks = Vec::new();
-        let mut router = axum::Router::new();
-        if runs(Component::Command) {
+        let router = if runs(Component::Command) || runs(Component::Query) {
+            // One key ring and one rate limiter for both APIs: a key's allowance counts its
+            // commands and queries alike.
             let keys = KeyRing::new(pool.clone());
             keys.reload().await.context("loading the API keys")?;
-            let state = ApiState::new(
-                Commands::new(store.clone()),
-                keys,
-                IdempotencyStore::new(
-                    pool.clone(),
-                    Duration::from_secs(u64::from(args.idempotency_hours) * 3600),
-                ),
-                RateLimit { per_second: args.rate_limit, burst: args.rate_limit_burst },
-            );
-            tasks.extend(state.background_tasks());
-            router = api::router(state);
+            let auth =
+                Auth::new(keys, RateLimit { per_second: args.rate_limit, burst: args.rate_limit_burst });
+            tasks.extend(auth.background_tasks());
+            let mut routes = OpenApiRouter::new();
+            if runs(Component::Command) {
+                let state = ApiState::new(
+                    Commands::new(store.clone()),
+                    auth.clone(),
+                    IdempotencyStore::new(
+                        pool.clone(),
+                        Duration::from_secs(u64::from(args.idempotency_hours) * 3600),
+                    ),
+                );
+                tasks.extend(state.background_tasks());
+                routes = routes.merge(api::routes(state));
+            }
+            if runs(Component::Query) {
+                let state = QueryState::new(Reads::new(pool.clone(), store.clone()), auth);
+                routes = routes.merge(cortex_query::routes(state));
+            }
+            // One document for every route this process serves.
+            let (v1, openapi) = routes.split_for_parts();
+            let mut document = cortex_http::app::openapi_document(openapi);
+            if runs(Component::Command) {
+                api::openapi::add_request_schemas(&mut document);
+            }
+            cortex_http::app::finish(v1, document)
         } else {
-            router = router.route(
+            axum::Router::new().route(
                 "/healthz",
                 axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-            );
-        }
+            )
+        };
         if runs(Component::Projections) {
             let notifier = args.nats.notifier().await?;
             let settings = args.projections.settings();

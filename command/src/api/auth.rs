@@ -1,71 +1,14 @@
-//! Authentication (`Authorization: Bearer <key>`, checked in memory by the key ring) and
-//! the per-key rate limit (GCRA, `governor`), as one middleware in front of every `/v1`
-//! route. The caller lands in the request's extensions for the handlers.
+//! The request context of a command: the authenticated caller (authentication and rate
+//! limits are `cortex_http::auth`, shared with the query API), the correlation id and the
+//! trace that every event of the decision records.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
-
-use axum::{
-    extract::{FromRequestParts, Request, State},
-    http::{header, request::Parts},
-    middleware::Next,
-    response::Response,
-};
-use governor::{Quota, RateLimiter, clock::Clock};
+use axum::{extract::FromRequestParts, http::request::Parts};
 use uuid::Uuid;
 
-use super::{ApiState, problem::ApiError};
+pub use cortex_http::auth::{RateLimit, authenticate};
+
+use super::problem::ApiError;
 use crate::{handlers::RequestContext, tenants::Caller};
-
-/// Requests per second per key, and the burst allowed above it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub per_second: NonZeroU32,
-    pub burst: NonZeroU32,
-}
-
-pub(crate) type KeyLimiter =
-    RateLimiter<Uuid, governor::state::keyed::DefaultKeyedStateStore<Uuid>, governor::clock::DefaultClock>;
-
-pub(crate) fn limiter(limit: RateLimit) -> Arc<KeyLimiter> {
-    Arc::new(RateLimiter::keyed(Quota::per_second(limit.per_second).allow_burst(limit.burst)))
-}
-
-/// Forgets the state of keys that are back to a full allowance, so the limiter's memory
-/// stays bounded by the keys active in the last moments.
-pub(crate) async fn prune_limiter(limiter: Arc<KeyLimiter>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        limiter.retain_recent();
-        limiter.shrink_to_fit();
-    }
-}
-
-pub(crate) async fn authenticate(
-    State(state): State<ApiState>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let key = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
-    let caller = state
-        .keys
-        .authenticate(key)
-        .await
-        .map_err(|e| ApiError::Unavailable { retry_after: Duration::from_secs(1), cause: e.into() })?
-        .ok_or(ApiError::Unauthorized)?;
-    if let Err(not_until) = state.limiter.check_key(&caller.key_id) {
-        let retry_after = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-        return Err(ApiError::TooManyRequests { retry_after });
-    }
-    request.extensions_mut().insert(caller);
-    Ok(next.run(request).await)
-}
 
 /// The request's caller, correlation id and trace, for the handlers.
 pub struct Ctx(pub RequestContext);

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::problem::{ApiError, FieldError, describe};
 
 /// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use cortex_http::app::MAX_BODY_BYTES;
 
 /// The command bodies, each with its schema file (also published in `/openapi.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

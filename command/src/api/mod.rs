@@ -3,8 +3,8 @@
 //! `application/problem+json`.
 //!
 //! A request passes, outermost first: tracing → panic catcher (a bug answers a problem
-//! document, never a dropped connection) → authentication and the per-key rate limit →
-//! `Idempotency-Key` replay → the route, which validates its body against
+//! document, never a dropped connection) → authentication and the per-key rate limit
+//! (`cortex_http`, shared with the query API) → `Idempotency-Key` replay → the route, which validates its body against
 //! `schemas/commands/` and calls a handler in [`crate::handlers`].
 
 pub mod auth;
@@ -16,10 +16,9 @@ pub mod policies;
 pub mod problem;
 pub mod resources;
 
-use std::{sync::Arc, time::Duration};
-
-use axum::{Json, Router, extract::DefaultBodyLimit, middleware, response::IntoResponse, routing::get};
-use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use axum::{Router, middleware};
+pub use cortex_http::Auth;
+use futures::future::BoxFuture;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -27,56 +26,34 @@ pub use auth::RateLimit;
 pub use idempotency::IdempotencyStore;
 use problem::ApiError;
 
-use crate::{handlers::Commands, tenants::KeyRing};
+use crate::handlers::Commands;
 
 /// What every request handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiState {
     pub commands: Commands,
-    pub keys: KeyRing,
+    /// The key ring and rate limiter, shared with the query API when one process serves both.
+    pub auth: Auth,
     pub idempotency: IdempotencyStore,
-    pub(crate) limiter: Arc<auth::KeyLimiter>,
 }
 
 impl ApiState {
-    pub fn new(
-        commands: Commands,
-        keys: KeyRing,
-        idempotency: IdempotencyStore,
-        rate_limit: RateLimit,
-    ) -> Self {
-        Self { commands, keys, idempotency, limiter: auth::limiter(rate_limit) }
+    pub fn new(commands: Commands, auth: Auth, idempotency: IdempotencyStore) -> Self {
+        Self { commands, auth, idempotency }
     }
 
-    /// The housekeeping tasks the API needs while it serves: rate-limiter pruning, the
-    /// key ring's periodic reload, idempotency purging. The caller spawns and supervises them.
-    pub fn background_tasks(&self) -> Vec<(&'static str, futures::future::BoxFuture<'static, ()>)> {
-        let keys = self.keys.clone();
-        vec![
-            ("rate-limiter-pruner", Box::pin(auth::prune_limiter(self.limiter.clone()))),
-            ("idempotency-purger", Box::pin(idempotency::purge_periodically(self.idempotency.clone()))),
-            (
-                "key-ring-reloader",
-                Box::pin(async move {
-                    let mut tick = tokio::time::interval(Duration::from_secs(30));
-                    loop {
-                        tick.tick().await;
-                        if let Err(e) = keys.reload().await {
-                            // The ring keeps its last contents; the next tick tries again.
-                            tracing::warn!(
-                                error = format!("{:#}", anyhow::Error::new(e)),
-                                "reloading the API keys failed"
-                            );
-                        }
-                    }
-                }),
-            ),
-        ]
+    /// The housekeeping tasks the command routes need while they serve: idempotency purging
+    /// (the authentication's own tasks are [`Auth::background_tasks`], run once per process).
+    /// The caller spawns and supervises them.
+    pub fn background_tasks(&self) -> Vec<(&'static str, BoxFuture<'static, ()>)> {
+        vec![("idempotency-purger", Box::pin(idempotency::purge_periodically(self.idempotency.clone())))]
     }
 }
 
-/// The command routes with their OpenAPI description.
-fn command_routes(state: ApiState) -> OpenApiRouter {
+/// The command routes, authenticated, with their OpenAPI description; `cortex serve`
+/// merges them with the query routes (see [`cortex_http::app`]).
+pub fn routes(state: ApiState) -> OpenApiRouter {
+    body::init_schemas();
     OpenApiRouter::new()
         .routes(routes!(resources::register))
         .routes(routes!(resources::register_batch))
@@ -89,25 +66,14 @@ fn command_routes(state: ApiState) -> OpenApiRouter {
         .routes(routes!(policies::revoke_exemption))
         .routes(routes!(evaluations::record))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(middleware::from_fn_with_state(state.auth.clone(), auth::authenticate))
         .with_state(state)
 }
 
-/// The whole command API: `/v1` routes, `/healthz`, `/openapi.json`.
+/// The command API alone: `/v1` routes, `/healthz`, `/openapi.json`.
 pub fn router(state: ApiState) -> Router {
-    body::init_schemas();
-    let (v1, api) = command_routes(state).split_for_parts();
-    let document = Arc::new(openapi::document(api));
-    Router::new()
-        .merge(v1)
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
-        .route("/openapi.json", get(move || async move { Json((*document).clone()) }))
-        .fallback(|| async { ApiError::NotFound { what: "route" } })
-        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Unexpected(anyhow::anyhow!("a request handler panicked")).into_response()
-        }))
-        .layer(TraceLayer::new_for_http())
+    let (v1, api) = routes(state).split_for_parts();
+    cortex_http::app::finish(v1, openapi::document(api))
 }
 
 /// A UUID from the path, or 400 naming the parameter.

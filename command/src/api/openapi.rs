@@ -6,16 +6,16 @@ use serde_json::{Map, Value, json};
 
 use super::body::COMMAND_SCHEMAS;
 
-/// The finished document.
+/// The finished document of the command routes alone.
 pub fn document(api: utoipa::openapi::OpenApi) -> Value {
-    let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
-    doc["openapi"] = json!("3.1.0");
-    doc["info"] = json!({
-        "title": "PolicyCortex API",
-        "version": env!("CARGO_PKG_VERSION"),
-        "description": "Event-sourced cloud governance. Errors are application/problem+json (RFC 9457); \
-                        every success answers a `position` token for read-your-writes (`X-Cortex-After`).",
-    });
+    let mut doc = cortex_http::app::openapi_document(api);
+    add_request_schemas(&mut doc);
+    doc
+}
+
+/// Publishes the command body schemas as components and points each command's request body
+/// at its own; for a document that may describe other routes too.
+pub fn add_request_schemas(doc: &mut Value) {
     let mut schemas = Map::new();
     for (name, text) in COMMAND_SCHEMAS {
         let Ok(Value::Object(mut schema)) = serde_json::from_str::<Value>(text) else { continue };
@@ -33,10 +33,7 @@ pub fn document(api: utoipa::openapi::OpenApi) -> Value {
         Some(generated) => generated.extend(schemas),
         None => doc["components"]["schemas"] = Value::Object(schemas),
     }
-    link_request_bodies(&mut doc);
-    doc["components"]["securitySchemes"] = json!({"bearer": {"type": "http", "scheme": "bearer"}});
-    doc["security"] = json!([{"bearer": []}]);
-    doc
+    link_request_bodies(doc);
 }
 
 /// Each route names its body schema in the request body's description; point the body at

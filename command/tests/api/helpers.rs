@@ -4,7 +4,7 @@
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use cortex_command::{
-    api::{self, ApiState, IdempotencyStore, RateLimit},
+    api::{self, ApiState, Auth, IdempotencyStore, RateLimit},
     handlers::Commands,
     tenants::{KeyRing, create_tenant},
 };
@@ -52,14 +52,17 @@ impl TestApp {
         let tenant = create_tenant(&db.pool, "test tenant").await.unwrap();
         let keys = KeyRing::new(db.pool.clone());
         keys.reload().await.unwrap();
-        let state = ApiState::new(
-            Commands::new(store),
+        let auth = Auth::new(
             keys,
-            IdempotencyStore::new(db.pool.clone(), Duration::from_secs(24 * 3600)),
             RateLimit {
                 per_second: NonZeroU32::new(per_second).unwrap(),
                 burst: NonZeroU32::new(burst).unwrap(),
             },
+        );
+        let state = ApiState::new(
+            Commands::new(store),
+            auth,
+            IdempotencyStore::new(db.pool.clone(), Duration::from_secs(24 * 3600)),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

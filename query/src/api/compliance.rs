@@ -1,0 +1,54 @@
+//! `GET /v1/compliance/summary`, `GET /v1/compliance/trend`.
+
+use axum::{
+    extract::{RawQuery, State},
+    http::HeaderMap,
+    response::Response,
+};
+use chrono::Utc;
+use cortex_http::{problem::ApiError, tenants::Caller};
+
+use super::{QueryState, params::Params, respond};
+use crate::reads::{
+    GroupBy, MAX_TREND_DAYS, SummaryQuery, TrendQuery,
+    compliance::{Summary, Trend},
+};
+
+/// Default span of the trend, in days.
+pub const DEFAULT_TREND_DAYS: u32 = 30;
+
+/// The tenant's resources by overall state, optionally grouped.
+#[utoipa::path(get, path = "/v1/compliance/summary", tag = "queries", operation_id = "compliance_summary",
+    params(("group_by" = Option<String>, Query,
+        description = "subscription or resource_type (resources by overall state), or policy (each enabled policy's results)")),
+    responses((status = 200, body = Summary, headers(("ETag" = String))), (status = 304), (status = 400),
+        (status = 401), (status = 429), (status = 503)))]
+pub async fn summary(
+    State(state): State<QueryState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut p = Params::parse(raw.as_deref(), &["group_by"]);
+    let group_by = p.choice("group_by", &GroupBy::NAMES).and_then(GroupBy::parse);
+    p.finish()?;
+    Ok(respond(&headers, state.reads.summary(caller.tenant_id, &SummaryQuery { group_by }).await?))
+}
+
+/// The tenant's totals at the end of each of the last `days` days (UTC), today included.
+#[utoipa::path(get, path = "/v1/compliance/trend", tag = "queries", operation_id = "compliance_trend",
+    params(("days" = Option<u32>, Query, description = "1 to 366, default 30")),
+    responses((status = 200, body = Trend, headers(("ETag" = String))), (status = 304), (status = 400),
+        (status = 401), (status = 429), (status = 503)))]
+pub async fn trend(
+    State(state): State<QueryState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut p = Params::parse(raw.as_deref(), &["days"]);
+    let days = p.bounded("days", 1, MAX_TREND_DAYS, DEFAULT_TREND_DAYS);
+    p.finish()?;
+    let query = TrendQuery { days, until: Utc::now().date_naive() };
+    Ok(respond(&headers, state.reads.trend(caller.tenant_id, &query).await?))
+}

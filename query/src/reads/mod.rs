@@ -1,0 +1,120 @@
+//! Reads: one function per query, from a typed query key (tenant + what was asked) to a
+//! [`Prepared`] answer — the JSON body as bytes and its entity tag — straight from the
+//! PostgreSQL read models or the event store.
+//!
+//! The routes call these functions and never SQL directly, so that a cache can sit between
+//! the two: a [`Prepared`] is what it stores and serves, and the query keys
+//! ([`ResourceQuery`], [`PolicyQuery`], …) are `Hash + Eq`, normalised so that two spellings
+//! of one question are one key.
+//!
+//! Every statement is runtime-checked `sqlx::query` (see docs/decisions.md) in a function
+//! with a `tracing` span. A read is a single statement where it reads several tables, so
+//! that what it answers comes from one snapshot.
+
+pub mod compliance;
+pub mod history;
+pub mod policies;
+pub mod resources;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cortex_events::{EventStore, StoreError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+pub use compliance::{GroupBy, MAX_TREND_DAYS, SummaryQuery, TrendQuery};
+pub use history::HistoryQuery;
+pub use policies::PolicyQuery;
+pub use resources::{ComplianceFilter, ResourceFilter, ResourceQuery, TagFilter};
+
+/// An answer ready to send: the JSON body and its strong entity tag (quoted, as sent in
+/// `ETag`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub body: Bytes,
+    pub etag: String,
+}
+
+impl Prepared {
+    /// `value` as JSON, tagged with a digest of the bytes.
+    fn json<T: Serialize>(value: &T) -> Result<Self, ReadError> {
+        let body = serde_json::to_vec(value).map_err(ReadError::Encode)?;
+        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
+        Ok(Self { body: Bytes::from(body), etag })
+    }
+
+    /// `value` as JSON with an entity tag the caller derived from what the body depends on.
+    fn json_tagged<T: Serialize>(value: &T, tag: &str) -> Result<Self, ReadError> {
+        let body = serde_json::to_vec(value).map_err(ReadError::Encode)?;
+        Ok(Self { body: Bytes::from(body), etag: format!("\"{tag}\"") })
+    }
+}
+
+/// Why a read has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Unknown, or another tenant's (the two are indistinguishable by design, DESIGN §6).
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("postgresql: {step}")]
+    Postgres {
+        step: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("event store")]
+    Store(#[from] StoreError),
+    #[error("encoding the answer")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl ReadError {
+    /// Whether the same read may succeed later (a dependency is down or overloaded).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Postgres { source, .. } => is_transient(source),
+            Self::Store(e) => e.is_transient(),
+            Self::NotFound { .. } | Self::Encode(_) => false,
+        }
+    }
+}
+
+/// Connection trouble, or the server refusing work for now: SQLSTATE classes 08
+/// (connection exception), 53 (insufficient resources), 57 (operator intervention, e.g. a
+/// shutdown) and 40001/40P01 (serialization failure, deadlock).
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57")
+                || code == "40001"
+                || code == "40P01"
+        }),
+        _ => false,
+    }
+}
+
+fn pg(step: &'static str) -> impl FnOnce(sqlx::Error) -> ReadError {
+    move |source| ReadError::Postgres { step, source }
+}
+
+/// The read side's handles. Cheap to clone.
+#[derive(Clone)]
+pub struct Reads {
+    pool: PgPool,
+    store: Arc<dyn EventStore>,
+}
+
+impl Reads {
+    /// Reads the read models in `pool` and histories from `store`.
+    pub fn new(pool: PgPool, store: Arc<dyn EventStore>) -> Self {
+        Self { pool, store }
+    }
+}
