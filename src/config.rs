@@ -83,6 +83,14 @@ pub struct ProjectionArgs {
     /// Most events applied in one read-model transaction.
     #[arg(long = "projection-batch-size", env = "CORTEX_PROJECTION_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,
+    /// Most events applied in one transaction by `cortex projections rebuild` (the shadow
+    /// tables have no readers, so larger batches only cost memory: about 2 KiB per event).
+    #[arg(
+        long = "projection-rebuild-batch-size",
+        env = "CORTEX_PROJECTION_REBUILD_BATCH_SIZE",
+        default_value_t = cortex_projections::runner::REBUILD_BATCH_SIZE
+    )]
+    pub rebuild_batch_size: usize,
     /// Milliseconds the first event of a partial batch waits for more before it is applied.
     #[arg(long = "projection-batch-wait-ms", env = "CORTEX_PROJECTION_BATCH_WAIT_MS", default_value_t = 20)]
     pub batch_wait_ms: u64,
@@ -100,6 +108,7 @@ impl ProjectionArgs {
     pub fn settings(&self) -> cortex_projections::RunnerSettings {
         cortex_projections::RunnerSettings {
             batch_size: self.batch_size.max(1),
+            rebuild_batch_size: self.rebuild_batch_size.max(1),
             batch_wait: std::time::Duration::from_millis(self.batch_wait_ms),
             watchdog: std::time::Duration::from_secs(self.watchdog_seconds.max(1)),
             ..cortex_projections::RunnerSettings::default()

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use cortex_projections::{
     Projector,
-    rebuild::{Progress, Rebuild, RebuildReport},
+    rebuild::{Progress, Rebuild, RebuildReport, rebuild_all},
     status,
 };
 use secrecy::ExposeSecret;
@@ -39,7 +39,7 @@ pub enum ProjectionsCommand {
         /// The projection to rebuild (see `list`).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         name: Option<String>,
-        /// Rebuild every projection, one after another.
+        /// Rebuild every projection, side by side from one read of the log.
         #[arg(long)]
         all: bool,
         /// Throw away the shadow an interrupted rebuild left, instead of resuming it.
@@ -104,30 +104,44 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<ExitCode> {
             let pool = db.pool().await?;
             let store = store.open(&pool)?;
             let notifier = nats.notifier().await?;
+            let names: Vec<&'static str> = projectors.iter().map(|p| p.name()).collect();
+            let rebuilds = projectors
+                .into_iter()
+                .map(|projector| {
+                    Rebuild::new(
+                        store.clone(),
+                        pool.clone(),
+                        db.database_url.expose_secret(),
+                        projector,
+                        projection.settings(),
+                        notifier.clone(),
+                    )
+                })
+                .collect();
+            let bars = Arc::new(Bars::new(&names));
+            let shown = bars.clone();
+            let outcomes = rebuild_all(rebuilds, restart, Arc::new(move |name, p| shown.show(name, p))).await;
+            bars.finish();
             let mut reports = Vec::new();
-            for projector in projectors {
-                let name = projector.name();
-                let rebuild = Rebuild::new(
-                    store.clone(),
-                    pool.clone(),
-                    db.database_url.expose_secret(),
-                    projector,
-                    projection.settings(),
-                    notifier.clone(),
-                );
-                let bar = Bar::new(name);
-                let report = rebuild.run(restart, |p| bar.show(p)).await;
-                bar.finish();
-                let report = report.with_context(|| format!("rebuilding {name}"))?;
-                if !json {
-                    print_report(&report);
+            let mut failed = false;
+            for (name, outcome) in names.iter().zip(outcomes) {
+                match outcome {
+                    Ok(report) => {
+                        if !json {
+                            print_report(&report);
+                        }
+                        reports.push(report);
+                    }
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("error: rebuilding {name}: {:#}", anyhow::Error::new(e));
+                    }
                 }
-                reports.push(report);
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
     }
 }
@@ -223,63 +237,79 @@ fn print_report(r: &RebuildReport) {
     }
 }
 
-/// A one-line progress bar on stderr: redrawn in place on a terminal, a line every ten
-/// seconds otherwise (logs, CI).
-struct Bar {
-    name: &'static str,
+/// Progress bars on stderr, a line per projection: redrawn in place on a terminal, each
+/// printed every ten seconds otherwise (logs, CI).
+struct Bars {
+    names: Vec<&'static str>,
     tty: bool,
-    last_line: std::sync::Mutex<std::time::Instant>,
-    last: std::sync::Mutex<Option<String>>,
+    state: std::sync::Mutex<BarsState>,
 }
 
-impl Bar {
-    fn new(name: &'static str) -> Self {
+struct BarsState {
+    lines: Vec<Option<String>>,
+    drawn: bool,
+    printed: Vec<std::time::Instant>,
+}
+
+impl Bars {
+    fn new(names: &[&'static str]) -> Self {
         let long_ago = std::time::Instant::now()
             .checked_sub(Duration::from_secs(60))
             .unwrap_or_else(std::time::Instant::now);
         Self {
-            name,
+            names: names.to_vec(),
             tty: std::io::stderr().is_terminal(),
-            last_line: std::sync::Mutex::new(long_ago),
-            last: std::sync::Mutex::new(None),
+            state: std::sync::Mutex::new(BarsState {
+                lines: vec![None; names.len()],
+                drawn: false,
+                printed: vec![long_ago; names.len()],
+            }),
         }
     }
 
-    fn show(&self, p: Progress) {
+    fn show(&self, name: &'static str, p: Progress) {
+        let Some(i) = self.names.iter().position(|n| *n == name) else { return };
         let of = p.total.map_or_else(String::new, |t| format!(" / {t}"));
         let percent = p.total.filter(|t| *t > 0).map_or(0.0, |t| p.done as f64 * 100.0 / t as f64);
         let width = 30usize;
-        let filled = ((percent / 100.0) * width as f64).round() as usize;
+        let filled = (((percent / 100.0) * width as f64).round() as usize).min(width);
         let eta = p.eta.map_or_else(|| "-".to_owned(), |e| format!("{:.0} s", e.as_secs_f64()));
         let line = format!(
-            "{} [{}{}] {}{} events  {:.0} ev/s  ETA {}",
-            self.name,
-            "#".repeat(filled.min(width)),
-            " ".repeat(width - filled.min(width)),
+            "{name:<12} [{}{}] {}{} events  {:.0} ev/s  ETA {}",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
             p.done,
             of,
             p.events_per_second,
             eta
         );
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(line.clone());
-        }
+        let Ok(mut state) = self.state.lock() else { return };
+        state.lines[i] = Some(line.clone());
         if self.tty {
-            eprint!("\r\x1b[2K{line}");
-        } else if let Ok(mut last) = self.last_line.lock()
-            && last.elapsed() >= Duration::from_secs(10)
-        {
-            *last = std::time::Instant::now();
+            let mut out = String::new();
+            if state.drawn {
+                out.push_str(&format!("\x1b[{}A", self.names.len()));
+            }
+            for line in &state.lines {
+                out.push_str(&format!("\r\x1b[2K{}\n", line.as_deref().unwrap_or("")));
+            }
+            state.drawn = true;
+            eprint!("{out}");
+        } else if state.printed[i].elapsed() >= Duration::from_secs(10) {
+            state.printed[i] = std::time::Instant::now();
             eprintln!("{line}");
         }
     }
 
-    /// Ends the bar's line; off a terminal, prints the last state once more.
+    /// Off a terminal, prints each bar's last state once more.
     fn finish(&self) {
         if self.tty {
-            eprintln!();
-        } else if let Some(line) = self.last.lock().ok().and_then(|mut l| l.take()) {
-            eprintln!("{line}");
+            return;
+        }
+        if let Ok(state) = self.state.lock() {
+            for line in state.lines.iter().flatten() {
+                eprintln!("{line}");
+            }
         }
     }
 }

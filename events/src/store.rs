@@ -192,6 +192,10 @@ pub enum StoreError {
         #[source]
         source: kurrentdb::Error,
     },
+    /// The failure of one read of `$all` that several subscribers share (a rebuild of every
+    /// projection), as each of them receives it.
+    #[error("a read of $all shared by several subscribers failed")]
+    Shared(#[source] std::sync::Arc<StoreError>),
 }
 
 fn describe_actual(actual: Option<u64>) -> String {
@@ -211,6 +215,7 @@ impl StoreError {
     /// a refusal that will repeat.
     pub fn is_transient(&self) -> bool {
         match self {
+            Self::Shared(inner) => inner.is_transient(),
             Self::Postgres { source, .. } => matches!(
                 source,
                 sqlx::Error::Io(_)

@@ -7,11 +7,13 @@
 //! Parts: [`projector`] (the trait, [`Changes`]), [`runner`] (batches, checkpoints, one
 //! active runner per projection, watchdog, poison events), [`notify`] (change and checkpoint
 //! notices on NATS or an in-process bus), [`status`] (checkpoints and `projection_status`),
-//! [`rebuild`] (blue/green), and the read models: [`resources`] (`rm_resources`) and
+//! [`rebuild`] (blue/green; [`fan_out`] shares one read of the log among several rebuilds),
+//! and the read models: [`resources`] (`rm_resources`) and
 //! [`compliance`] (`rm_compliance`: policies with counts, latest result per (resource,
 //! policy), summaries per tenant × subscription × type and per policy, daily trend).
 
 pub mod compliance;
+pub mod fan_out;
 pub mod notify;
 pub mod projector;
 pub mod rebuild;

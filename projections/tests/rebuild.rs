@@ -12,11 +12,11 @@ use std::{
     time::Duration,
 };
 
-use common::{random_history, settings, store};
+use common::{mixed_history, random_history, settings, store};
 use cortex_events::{EventStore, testing::TestDatabase};
 use cortex_projections::{
     Notifier, Projector, Runner,
-    rebuild::{Rebuild, RebuildReport},
+    rebuild::{Rebuild, RebuildReport, rebuild_all},
     registry, status,
 };
 use uuid::Uuid;
@@ -199,5 +199,70 @@ async fn an_interrupted_rebuild_resumes_from_its_shadow_checkpoint() {
     assert_eq!(report.resumed_from, left.map(|p| p.token()), "resumed where it stopped");
     assert_identical(&report);
     assert!(status::checkpoint(&db.pool, "resources@shadow").await.unwrap().is_none());
+    db.drop_database().await;
+}
+
+/// `rebuild --all`: both projections from one shared read of the log, each from its own
+/// start — compliance resumes an interrupted shadow while resources starts from zero — and
+/// each ends identical to its live tables at the same position.
+#[tokio::test]
+async fn rebuilding_all_shares_one_read_and_resumes_each_from_its_own_checkpoint() {
+    let db = TestDatabase::create().await;
+    let store = store(&db);
+    mixed_history(&store, Uuid::now_v7(), 120, 8, 4_000, 47).await;
+    for projector in registry() {
+        Runner::shared(store.clone(), db.pool.clone(), projector, settings(500))
+            .run_until_caught_up()
+            .await
+            .unwrap();
+    }
+    let compliance: Arc<dyn Projector> = registry().into_iter().find(|p| p.name() == "compliance").unwrap();
+    let first = rebuild(&db, &store, compliance);
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let run = first.run(false, |_| {});
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                done = &mut run => panic!("the rebuild finished before it could be interrupted: {:?}", done.map(|r| r.events)),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {
+                    if status::checkpoint(&db.pool, "compliance@shadow").await.unwrap().is_some() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the compliance shadow got a checkpoint");
+    let left = status::checkpoint(&db.pool, "compliance@shadow").await.unwrap();
+    assert!(left < store.head().await.unwrap(), "interrupted before the end of the log");
+
+    let progress = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let seen = progress.clone();
+    let rebuilds = registry().into_iter().map(|p| rebuild(&db, &store, p)).collect();
+    let outcomes = rebuild_all(
+        rebuilds,
+        false,
+        Arc::new(move |name, _| {
+            seen.lock().unwrap().insert(name);
+        }),
+    )
+    .await;
+    let reports: Vec<RebuildReport> = outcomes.into_iter().map(Result::unwrap).collect();
+    assert_eq!(reports.iter().map(|r| r.projection).collect::<Vec<_>>(), ["resources", "compliance"]);
+    assert_eq!(reports[0].resumed_from, None);
+    assert_eq!(reports[1].resumed_from, left.map(|p| p.token()), "compliance resumed where it stopped");
+    for report in &reports {
+        assert_identical(report);
+        assert_eq!(report.position, store.head().await.unwrap().map(|p| p.token()));
+    }
+    assert_eq!(
+        *progress.lock().unwrap(),
+        ["compliance", "resources"].into_iter().collect(),
+        "progress reported for each"
+    );
+    for name in ["resources@shadow", "compliance@shadow"] {
+        assert!(status::checkpoint(&db.pool, name).await.unwrap().is_none(), "{name} handed over");
+    }
     db.drop_database().await;
 }

@@ -20,6 +20,7 @@ pub fn store(db: &TestDatabase) -> Arc<dyn EventStore> {
 pub fn settings(batch_size: usize) -> RunnerSettings {
     RunnerSettings {
         batch_size,
+        rebuild_batch_size: batch_size,
         batch_wait: Duration::from_millis(5),
         standby_poll: Duration::from_millis(50),
         watchdog: Duration::from_millis(300),
