@@ -84,7 +84,8 @@ pub struct ProjectionArgs {
     #[arg(long = "projection-batch-size", env = "CORTEX_PROJECTION_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,
     /// Most events applied in one transaction by `cortex projections rebuild` (the shadow
-    /// tables have no readers, so larger batches only cost memory: about 2 KiB per event).
+    /// tables have no readers, so larger batches only cost memory: about 0.5 GB for `--all`
+    /// at the default).
     #[arg(
         long = "projection-rebuild-batch-size",
         env = "CORTEX_PROJECTION_REBUILD_BATCH_SIZE",
