@@ -53,6 +53,26 @@ async fn physical_shape(db: &TestDatabase) -> Vec<(String, String)> {
     .unwrap()
 }
 
+/// Runs `rebuild` until its shadow has a checkpoint, then drops it: an interrupted rebuild.
+async fn interrupt_once_checkpointed(db: &TestDatabase, rebuild: Rebuild<dyn Projector>, shadow: &str) {
+    let interrupted = tokio::time::timeout(Duration::from_secs(60), async {
+        let run = rebuild.run(false, |_| {});
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                done = &mut run => panic!("the rebuild finished before it could be interrupted: {:?}", done.map(|r| r.events)),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {
+                    if status::checkpoint(&db.pool, shadow).await.unwrap().is_some() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    interrupted.unwrap_or_else(|_| panic!("{shadow} got no checkpoint within 60 s"));
+}
+
 fn assert_identical(report: &RebuildReport) {
     assert!(report.compared_at_same_position, "{report:?}");
     for t in &report.tables {
@@ -172,24 +192,7 @@ async fn an_interrupted_rebuild_resumes_from_its_shadow_checkpoint() {
         .await
         .unwrap();
 
-    // Interrupt the first rebuild once its shadow has a checkpoint.
-    let first = rebuild(&db, &store, projector.clone());
-    let interrupted = tokio::time::timeout(Duration::from_secs(60), async {
-        let run = first.run(false, |_| {});
-        tokio::pin!(run);
-        loop {
-            tokio::select! {
-                done = &mut run => panic!("the rebuild finished before it could be interrupted: {:?}", done.map(|r| r.events)),
-                () = tokio::time::sleep(Duration::from_millis(5)) => {
-                    if status::checkpoint(&db.pool, "resources@shadow").await.unwrap().is_some() {
-                        return;
-                    }
-                }
-            }
-        }
-    })
-    .await;
-    interrupted.expect("the shadow got a checkpoint");
+    interrupt_once_checkpointed(&db, rebuild(&db, &store, projector.clone()), "resources@shadow").await;
     let left = status::checkpoint(&db.pool, "resources@shadow").await.unwrap();
     assert!(left.is_some());
     let shown = status::statuses(&db.pool, &["resources"]).await.unwrap();
@@ -217,23 +220,7 @@ async fn rebuilding_all_shares_one_read_and_resumes_each_from_its_own_checkpoint
             .unwrap();
     }
     let compliance: Arc<dyn Projector> = registry().into_iter().find(|p| p.name() == "compliance").unwrap();
-    let first = rebuild(&db, &store, compliance);
-    tokio::time::timeout(Duration::from_secs(60), async {
-        let run = first.run(false, |_| {});
-        tokio::pin!(run);
-        loop {
-            tokio::select! {
-                done = &mut run => panic!("the rebuild finished before it could be interrupted: {:?}", done.map(|r| r.events)),
-                () = tokio::time::sleep(Duration::from_millis(5)) => {
-                    if status::checkpoint(&db.pool, "compliance@shadow").await.unwrap().is_some() {
-                        return;
-                    }
-                }
-            }
-        }
-    })
-    .await
-    .expect("the compliance shadow got a checkpoint");
+    interrupt_once_checkpointed(&db, rebuild(&db, &store, compliance), "compliance@shadow").await;
     let left = status::checkpoint(&db.pool, "compliance@shadow").await.unwrap();
     assert!(left < store.head().await.unwrap(), "interrupted before the end of the log");
 
