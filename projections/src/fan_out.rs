@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use cortex_events::{EventFilter, EventStore, Position, StoreError, SubscriptionItem};
+use cortex_events::{EventFilter, EventStore, Position, RecordedEvent, StoreError, SubscriptionItem};
 use futures::{StreamExt, stream::BoxStream};
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -93,6 +93,18 @@ impl Out {
         }
     }
 
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        self.tx.is_some()
+            && Some(event.position) > self.from
+            && self.filter.matches(event.stream.category(), &event.event_type)
+    }
+
+    async fn deliver(&mut self, event: Box<RecordedEvent>) {
+        self.skipped = 0;
+        self.unreported = None;
+        self.send(Ok(SubscriptionItem::Event(event))).await;
+    }
+
     /// Passes `position` without an event for this subscriber.
     async fn skip(&mut self, position: Position) {
         if Some(position) <= self.from {
@@ -119,29 +131,20 @@ async fn pump(mut upstream: BoxStream<'static, Item>, mut outs: Vec<Out>) {
         match item {
             Ok(SubscriptionItem::Event(event)) => {
                 let position = event.position;
-                let category = event.stream.category();
-                let wants: Vec<bool> = outs
-                    .iter()
-                    .map(|o| {
-                        o.tx.is_some()
-                            && Some(position) > o.from
-                            && o.filter.matches(category, &event.event_type)
-                    })
-                    .collect();
-                let last = wants.iter().rposition(|w| *w);
-                let mut event = Some(event);
+                // The last subscriber that wants the event takes it; the ones before get copies.
+                let last = outs.iter().rposition(|o| o.wants(&event));
                 for (i, out) in outs.iter_mut().enumerate() {
-                    if !wants[i] {
-                        out.skip(position).await;
+                    if Some(i) == last {
                         continue;
                     }
-                    // The last subscriber that wants it takes it; the others get copies.
-                    let copy = if Some(i) == last { event.take() } else { event.clone() };
-                    if let Some(e) = copy {
-                        out.skipped = 0;
-                        out.unreported = None;
-                        out.send(Ok(SubscriptionItem::Event(e))).await;
+                    if out.wants(&event) {
+                        out.deliver(event.clone()).await;
+                    } else {
+                        out.skip(position).await;
                     }
+                }
+                if let Some(i) = last {
+                    outs[i].deliver(event).await;
                 }
             }
             Ok(SubscriptionItem::Checkpoint(position)) => {

@@ -138,7 +138,7 @@ pub async fn rebuild_all(
         // Half a batch in flight per projection: while one commits a batch, the others can
         // take half a batch each from the read before it waits.
         let depth = first.settings.rebuild_batch_size / 2;
-        let streams = crate::fan_out::fan_out(&first.store.clone(), subscribers, depth);
+        let streams = crate::fan_out::fan_out(&first.store, subscribers, depth);
         let tasks: Vec<_> = ready
             .into_iter()
             .zip(streams)
@@ -253,7 +253,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         progress: impl Fn(Progress) + Send + Sync,
     ) -> Result<RebuildReport, RebuildError> {
         let name = self.name();
-        let Started { lock, runner, live, shadow, tables, resumed_from, began: started } = started;
+        let Started { lock, runner, live, shadow, tables, resumed_from, began } = started;
         let total = self.count_after(None).await?;
         let before = match resumed_from {
             None => total,
@@ -272,13 +272,13 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         };
         let report_progress = async {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
-            let began = Instant::now();
+            let building_since = Instant::now();
             // Counting what is left of the log scans it, so counts are spaced twenty times
             // their own duration apart (at least a second): they take at most about 5% of the
             // rebuild. In between, the remainder shrinks at the rate measured so far.
-            let mut counted: Option<(Instant, u64)> = before.map(|b| (began, b));
+            let mut counted: Option<(Instant, u64)> = before.map(|b| (building_since, b));
             let mut rate = 0.0;
-            let mut next_count = began + Duration::from_secs(1);
+            let mut next_count = building_since + Duration::from_secs(1);
             loop {
                 tick.tick().await;
                 if Instant::now() >= next_count {
@@ -289,7 +289,8 @@ impl<P: Projector + ?Sized> Rebuild<P> {
                     };
                     next_count = Instant::now() + (at.elapsed() * 20).max(Duration::from_secs(1));
                     if let (Some(r), Some(b)) = (remaining, before) {
-                        rate = b.saturating_sub(r) as f64 / at.duration_since(began).as_secs_f64().max(1e-3);
+                        rate = b.saturating_sub(r) as f64
+                            / at.duration_since(building_since).as_secs_f64().max(1e-3);
                         counted = Some((at, r));
                     }
                 }
@@ -307,7 +308,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
                     // A store that cannot count: the events this projection applied.
                     _ => {
                         let n = applied.load(Ordering::Relaxed);
-                        let rate = n as f64 / began.elapsed().as_secs_f64().max(1e-3);
+                        let rate = n as f64 / building_since.elapsed().as_secs_f64().max(1e-3);
                         Progress { done: n, total, events_per_second: rate, eta: None }
                     }
                 };
@@ -343,7 +344,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         Ok(RebuildReport {
             projection: name,
             events: applied.load(Ordering::Relaxed) + swap.tail,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: began.elapsed().as_secs_f64(),
             resumed_from: resumed_from.map(|p| p.token()),
             position: swap.position.map(|p| p.token()),
             compared_at_same_position: swap.same_position,
