@@ -77,6 +77,60 @@ impl NatsArgs {
     }
 }
 
+/// The query side's cache, freshness bound, read-your-writes wait and live stream.
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// RESP URL of the shared cache, L2 (Dragonfly, or any Redis-protocol server:
+    /// `redis://127.0.0.1:6379/`). Unset: the in-process cache (L1) only.
+    #[arg(long = "cache-url", env = "CORTEX_CACHE_URL", hide_env_values = true)]
+    pub cache_url: Option<String>,
+    /// Most entries in the in-process cache (L1).
+    #[arg(long = "cache-l1-entries", env = "CORTEX_CACHE_L1_ENTRIES", default_value_t = 50_000)]
+    pub l1_entries: usize,
+    /// Most megabytes of answers in the in-process cache (L1).
+    #[arg(long = "cache-l1-megabytes", env = "CORTEX_CACHE_L1_MEGABYTES", default_value_t = 256)]
+    pub l1_megabytes: usize,
+    /// Seconds a cache entry lives in either level (changes invalidate entries sooner).
+    #[arg(long = "cache-ttl-seconds", env = "CORTEX_CACHE_TTL_SECONDS", default_value_t = 120)]
+    pub ttl_seconds: u64,
+    /// Longest a read may lag PostgreSQL when change notices stop arriving (NATS down):
+    /// past it, caches are bypassed until notices are live again.
+    #[arg(long = "query-stale-seconds", env = "CORTEX_QUERY_STALE_SECONDS", default_value_t = 5)]
+    pub stale_seconds: u64,
+    /// Longest a read-your-writes query (`X-Cortex-After`) waits for the read models before
+    /// answering 503.
+    #[arg(long = "query-after-wait-ms", env = "CORTEX_QUERY_AFTER_WAIT_MS", default_value_t = 2000)]
+    pub after_wait_ms: u64,
+    /// Seconds between heartbeat comments on `GET /v1/changes`.
+    #[arg(long = "sse-heartbeat-seconds", env = "CORTEX_SSE_HEARTBEAT_SECONDS", default_value_t = 15)]
+    pub heartbeat_seconds: u64,
+}
+
+impl QueryArgs {
+    pub fn freshness(&self) -> cortex_query::fresh::FreshnessSettings {
+        cortex_query::fresh::FreshnessSettings {
+            stale_bound: std::time::Duration::from_secs(self.stale_seconds.max(1)),
+            cache_ttl: std::time::Duration::from_secs(self.ttl_seconds.max(1)),
+            ..Default::default()
+        }
+    }
+
+    pub fn cache(&self) -> cortex_query::cache::CacheSettings {
+        cortex_query::cache::CacheSettings {
+            l1_entries: self.l1_entries.max(1),
+            l1_bytes: self.l1_megabytes.max(1) * 1024 * 1024,
+            ttl: std::time::Duration::from_secs(self.ttl_seconds.max(1)),
+        }
+    }
+
+    pub fn settings(&self) -> cortex_query::api::QuerySettings {
+        cortex_query::api::QuerySettings {
+            after_wait: std::time::Duration::from_millis(self.after_wait_ms),
+            heartbeat: std::time::Duration::from_secs(self.heartbeat_seconds.max(1)),
+        }
+    }
+}
+
 /// How projection runners batch and watch the log.
 #[derive(Debug, Clone, Args)]
 pub struct ProjectionArgs {
@@ -128,6 +182,8 @@ pub struct ServeArgs {
     pub nats: NatsArgs,
     #[command(flatten)]
     pub projections: ProjectionArgs,
+    #[command(flatten)]
+    pub query: QueryArgs,
     /// Address the HTTP API listens on.
     #[arg(long = "http-addr", env = "CORTEX_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: std::net::SocketAddr,

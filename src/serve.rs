@@ -9,7 +9,11 @@ use cortex_command::{
     tenants::KeyRing,
 };
 use cortex_projections::Runner;
-use cortex_query::{QueryState, Reads};
+use cortex_query::{
+    QueryState, Reads,
+    cache::Cache,
+    fresh::{Freshness, NoticeSource},
+};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tracing::Instrument;
@@ -33,6 +37,11 @@ impl Application {
         let store = args.store.open(&pool)?;
         let runs = |c: Component| args.only.is_none_or(|only| only == c);
         let mut tasks = Vec::new();
+        // One notifier for every runner; without NATS its in-process bus also feeds this
+        // process's query side.
+        let notifier = args.nats.notifier().await?;
+        let mut readiness = cortex_http::Readiness::default();
+        readiness.add_postgres(pool.clone());
         let router = if runs(Component::Command) || runs(Component::Query) {
             // One key ring and one rate limiter for both APIs: a key's allowance counts its
             // commands and queries alike.
@@ -55,7 +64,30 @@ impl Application {
                 routes = routes.merge(api::routes(state));
             }
             if runs(Component::Query) {
-                let state = QueryState::new(Reads::new(pool.clone(), store.clone()), auth);
+                let fresh = Freshness::new(pool.clone(), args.query.freshness());
+                let cache = Cache::new(fresh.clone(), args.query.cache(), args.query.cache_url.as_deref())
+                    .context("CORTEX_CACHE_URL is not a RESP URL (redis://host:port/)")?;
+                let source = match (&args.nats.nats_url, &notifier) {
+                    (Some(url), _) => Some(NoticeSource::Nats(url.clone())),
+                    (None, cortex_projections::Notifier::Local(bus)) if runs(Component::Projections) => {
+                        Some(NoticeSource::Local(bus.clone()))
+                    }
+                    _ => None,
+                };
+                match source {
+                    Some(source) => tasks.extend(fresh.tasks(source, cache.shared_drop())),
+                    None => tracing::warn!(
+                        "no change notices reach this query service (CORTEX_NATS_URL unset and no projections in \
+                         this process): every read goes to PostgreSQL"
+                    ),
+                }
+                let state = QueryState::with_cache(
+                    Reads::new(pool.clone(), store.clone()),
+                    auth,
+                    cache,
+                    args.query.settings(),
+                );
+                readiness.merge(cortex_query::api::readiness(&state));
                 routes = routes.merge(cortex_query::routes(state));
             }
             // One document for every route this process serves.
@@ -64,15 +96,17 @@ impl Application {
             if runs(Component::Command) {
                 api::openapi::add_request_schemas(&mut document);
             }
-            cortex_http::app::finish(v1, document)
+            cortex_http::app::finish(v1, document, readiness)
         } else {
-            axum::Router::new().route(
-                "/healthz",
-                axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-            )
+            let ready = readiness.clone();
+            axum::Router::new()
+                .route(
+                    "/healthz",
+                    axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+                )
+                .route("/readyz", axum::routing::get(move || ready.clone().respond()))
         };
         if runs(Component::Projections) {
-            let notifier = args.nats.notifier().await?;
             let settings = args.projections.settings();
             let url = args.db.database_url.expose_secret().to_owned();
             for projector in cortex_projections::registry() {

@@ -1,4 +1,4 @@
-//! What every PolicyCortex HTTP listener has around its `/v1` routes: `/healthz`,
+//! What every PolicyCortex HTTP listener has around its `/v1` routes: `/healthz`, `/readyz`,
 //! `/openapi.json`, a problem+json 404 for unknown routes, the 1 MiB body limit, a panic
 //! catcher (a bug answers a problem document, never a dropped connection) and request
 //! tracing. `cortex serve` merges the routes of the components it runs and finishes them
@@ -10,7 +10,7 @@ use axum::{Json, Router, extract::DefaultBodyLimit, response::IntoResponse, rout
 use serde_json::{Value, json};
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
-use crate::problem::ApiError;
+use crate::{problem::ApiError, ready::Readiness};
 
 /// Largest request body accepted (DESIGN §8: 413 above it).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -33,11 +33,12 @@ pub fn openapi_document(api: utoipa::openapi::OpenApi) -> Value {
 
 /// `v1` (already authenticated and with its state) with the routes and layers every
 /// listener has; `document` is served at `/openapi.json`.
-pub fn finish(v1: Router, document: Value) -> Router {
+pub fn finish(v1: Router, document: Value, readiness: Readiness) -> Router {
     let document = Arc::new(document);
     Router::new()
         .merge(v1)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(move || readiness.clone().respond()))
         .route("/openapi.json", get(move || async move { Json((*document).clone()) }))
         .fallback(|| async { ApiError::NotFound { what: "route" } })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

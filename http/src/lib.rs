@@ -7,7 +7,8 @@
 //! - [`tenants`]: tenants and their API keys, held in memory by the [`tenants::KeyRing`];
 //! - [`auth`]: the bearer-key middleware and the per-key rate limit ([`auth::Auth`]), and
 //!   the [`tenants::Caller`] it hands to the routes;
-//! - [`app`]: `/healthz`, `/openapi.json`, the fallback, body limit, panic catcher and
+//! - [`ready`]: `/readyz`, each dependency's check;
+//! - [`app`]: `/healthz`, `/readyz`, `/openapi.json`, the fallback, body limit, panic catcher and
 //!   tracing around the `/v1` routes of whichever components a process serves.
 //!
 //! A request flows: tracing → panic catcher → [`auth::authenticate`] → the component's
@@ -16,8 +17,10 @@
 pub mod app;
 pub mod auth;
 pub mod problem;
+pub mod ready;
 pub mod tenants;
 
 pub use auth::{Auth, RateLimit};
 pub use problem::ApiError;
+pub use ready::Readiness;
 pub use tenants::{Caller, KeyRing};

@@ -44,6 +44,10 @@ pub enum ApiError {
     Unprocessable { detail: String, errors: Vec<FieldError> },
     #[error("rate limit exceeded")]
     TooManyRequests { retry_after: Duration },
+    /// Read-your-writes (DESIGN §5): the read models a query reads have not reached the
+    /// client's position within the wait bound. `lag` says how far behind each one is.
+    #[error("{detail}")]
+    NotCaughtUp { retry_after: Duration, detail: String, lag: serde_json::Value },
     #[error("a dependency is unavailable")]
     Unavailable {
         retry_after: Duration,
@@ -63,6 +67,8 @@ struct Problem<'a> {
     detail: String,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lag: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -86,7 +92,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::NotCaughtUp { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,6 +110,9 @@ impl ApiError {
             Self::Unprocessable { .. } => ("unprocessable", "Unprocessable request"),
             Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             Self::Unavailable { .. } => ("unavailable", "Service unavailable"),
+            Self::NotCaughtUp { .. } => {
+                ("not-caught-up", "The read models have not reached that position yet")
+            }
             Self::Unexpected(_) => ("internal", "Internal error"),
         }
     }
@@ -124,6 +133,10 @@ impl ApiError {
             status: self.status().as_u16(),
             detail: self.to_string(),
             errors: self.field_errors(),
+            lag: match self {
+                Self::NotCaughtUp { lag, .. } => Some(lag),
+                _ => None,
+            },
         };
         serde_json::to_value(problem).unwrap_or_default()
     }
@@ -147,7 +160,10 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Self::TooManyRequests { retry_after } | Self::Unavailable { retry_after, .. } = &self {
+        if let Self::TooManyRequests { retry_after }
+        | Self::Unavailable { retry_after, .. }
+        | Self::NotCaughtUp { retry_after, .. } = &self
+        {
             // Whole seconds, rounded up: a client that waits this long is allowed again.
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));

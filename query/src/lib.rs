@@ -13,7 +13,9 @@
 //! issue 6): a [`reads::Prepared`] answer is what it keeps and serves as bytes.
 
 pub mod api;
+pub mod cache;
 pub mod cursor;
+pub mod fresh;
 pub mod reads;
 
 pub use api::{QueryState, router, routes};

@@ -73,7 +73,7 @@ pub fn routes(state: ApiState) -> OpenApiRouter {
 /// The command API alone: `/v1` routes, `/healthz`, `/openapi.json`.
 pub fn router(state: ApiState) -> Router {
     let (v1, api) = routes(state).split_for_parts();
-    cortex_http::app::finish(v1, openapi::document(api))
+    cortex_http::app::finish(v1, openapi::document(api), cortex_http::Readiness::default())
 }
 
 /// A UUID from the path, or 400 naming the parameter.

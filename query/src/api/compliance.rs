@@ -8,11 +8,12 @@ use axum::{
 use chrono::Utc;
 use cortex_http::{problem::ApiError, tenants::Caller};
 
-use super::{QueryState, params::Params, respond};
+use super::{QueryState, params::Params, read_after};
 use crate::reads::{
     GroupBy, MAX_TREND_DAYS, SummaryQuery, TrendQuery,
     compliance::{Summary, Trend},
 };
+use crate::{cache::CacheKey, fresh::Projection};
 
 /// Default span of the trend, in days.
 pub const DEFAULT_TREND_DAYS: u32 = 30;
@@ -20,7 +21,8 @@ pub const DEFAULT_TREND_DAYS: u32 = 30;
 /// The tenant's resources by overall state, optionally grouped.
 #[utoipa::path(get, path = "/v1/compliance/summary", tag = "queries", operation_id = "compliance_summary",
     params(("group_by" = Option<String>, Query,
-        description = "subscription or resource_type (resources by overall state), or policy (each enabled policy's results)")),
+        description = "subscription or resource_type (resources by overall state), or policy (each enabled policy's results)"),
+        ("X-Cortex-After" = Option<String>, Header, description = "read-your-writes: a command's `position`; the answer waits until the read models passed it (or use the `after` parameter)"),),
     responses((status = 200, body = Summary, headers(("ETag" = String))), (status = 304), (status = 400),
         (status = 401), (status = 429), (status = 503)))]
 pub async fn summary(
@@ -32,12 +34,20 @@ pub async fn summary(
     let mut p = Params::parse(raw.as_deref(), &["group_by"]);
     let group_by = p.choice("group_by", &GroupBy::NAMES).and_then(GroupBy::parse);
     p.finish()?;
-    Ok(respond(&headers, state.reads.summary(caller.tenant_id, &SummaryQuery { group_by }).await?))
+    let after = read_after(raw.as_deref(), &headers)?;
+    let query = SummaryQuery { group_by };
+    let key = CacheKey::Query { kind: "summary", query: format!("{query:?}") };
+    let tenant = caller.tenant_id;
+    state
+        .answer(tenant, &headers, after, key, &[Projection::Compliance], || {
+            state.reads.summary(tenant, &query)
+        })
+        .await
 }
 
 /// The tenant's totals at the end of each of the last `days` days (UTC), today included.
 #[utoipa::path(get, path = "/v1/compliance/trend", tag = "queries", operation_id = "compliance_trend",
-    params(("days" = Option<u32>, Query, description = "1 to 366, default 30")),
+    params(("days" = Option<u32>, Query, description = "1 to 366, default 30"), ("X-Cortex-After" = Option<String>, Header, description = "read-your-writes: a command's `position`; the answer waits until the read models passed it (or use the `after` parameter)"),),
     responses((status = 200, body = Trend, headers(("ETag" = String))), (status = 304), (status = 400),
         (status = 401), (status = 429), (status = 503)))]
 pub async fn trend(
@@ -49,6 +59,11 @@ pub async fn trend(
     let mut p = Params::parse(raw.as_deref(), &["days"]);
     let days = p.bounded("days", 1, MAX_TREND_DAYS, DEFAULT_TREND_DAYS);
     p.finish()?;
+    let after = read_after(raw.as_deref(), &headers)?;
     let query = TrendQuery { days, until: Utc::now().date_naive() };
-    Ok(respond(&headers, state.reads.trend(caller.tenant_id, &query).await?))
+    let key = CacheKey::Query { kind: "trend", query: format!("{query:?}") };
+    let tenant = caller.tenant_id;
+    state
+        .answer(tenant, &headers, after, key, &[Projection::Compliance], || state.reads.trend(tenant, &query))
+        .await
 }

@@ -6,6 +6,7 @@
 //! Authentication and rate limits are `cortex_http::auth`'s, shared with the command API;
 //! errors are its problem+json [`ApiError`]s.
 
+pub mod changes;
 pub mod compliance;
 pub mod params;
 pub mod policies;
@@ -13,16 +14,43 @@ pub mod resources;
 
 use std::time::Duration;
 
+use std::future::Future;
+
 use axum::{
     Router,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
 };
+use cortex_events::Position;
 use cortex_http::{Auth, auth::authenticate, problem::ApiError};
+use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
-use crate::reads::{Prepared, ReadError, Reads};
+use crate::{
+    cache::{Cache, CacheKey, CacheSettings},
+    fresh::{Freshness, FreshnessSettings, Projection},
+    reads::{Prepared, ReadError, Reads},
+};
+
+/// The read-your-writes header (DESIGN §5); the `after` query parameter is its twin.
+pub const AFTER_HEADER: &str = "x-cortex-after";
+
+/// How the query side waits and streams.
+#[derive(Debug, Clone, Copy)]
+pub struct QuerySettings {
+    /// Longest a read-your-writes query waits for the read models (default 2 s).
+    pub after_wait: Duration,
+    /// Interval of the live stream's heartbeat comments (default 15 s).
+    pub heartbeat: Duration,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        Self { after_wait: Duration::from_secs(2), heartbeat: Duration::from_secs(15) }
+    }
+}
 
 /// What every query route shares. Cheap to clone.
 #[derive(Clone)]
@@ -30,12 +58,97 @@ pub struct QueryState {
     pub reads: Reads,
     /// The key ring and rate limiter, shared with the command API when one process serves both.
     pub auth: Auth,
+    pub cache: Cache,
+    pub settings: QuerySettings,
 }
 
 impl QueryState {
+    /// Without a notice source: every read goes to PostgreSQL, read-your-writes polls the
+    /// checkpoints, and the live stream stays silent. `cortex serve` uses [`Self::with_cache`].
     pub fn new(reads: Reads, auth: Auth) -> Self {
-        Self { reads, auth }
+        let fresh = Freshness::new(reads.pool().clone(), FreshnessSettings::default());
+        let cache = Cache::new(fresh, CacheSettings::default(), None).expect("no L2 URL to parse");
+        Self::with_cache(reads, auth, cache, QuerySettings::default())
     }
+
+    pub fn with_cache(reads: Reads, auth: Auth, cache: Cache, settings: QuerySettings) -> Self {
+        Self { reads, auth, cache, settings }
+    }
+
+    /// Waits for `after` (when given) on the projections in `of`, then answers from the
+    /// cache or `build`, as 200 with its `ETag` or 304.
+    pub async fn answer<F, Fut>(
+        &self,
+        tenant_id: Uuid,
+        headers: &HeaderMap,
+        after: Option<Position>,
+        key: CacheKey,
+        of: &[Projection],
+        build: F,
+    ) -> Result<Response, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Prepared, ReadError>>,
+    {
+        if let Some(after) = after {
+            self.caught_up(of, after).await?;
+        }
+        Ok(respond(headers, self.cache.get_or_build(tenant_id, key, of, after, build).await?))
+    }
+
+    /// Read-your-writes: waits until every projection in `of` passed `after`, up to the
+    /// bound, else 503 naming how far behind each one is.
+    pub async fn caught_up(&self, of: &[Projection], after: Position) -> Result<(), ApiError> {
+        let fresh = self.cache.freshness();
+        let Err(known) = fresh.wait_for(of, after, self.settings.after_wait).await else {
+            return Ok(());
+        };
+        let mut behind = Vec::new();
+        for &p in of {
+            let at = known[p as usize];
+            if at < after {
+                let events = self.reads.events_between(at, after).await;
+                behind.push(json!({"projection": p.name(), "position": at.token(), "events_behind": events}));
+            }
+        }
+        let names: Vec<&str> = behind.iter().filter_map(|b| b["projection"].as_str()).collect();
+        Err(ApiError::NotCaughtUp {
+            retry_after: RETRY_AFTER,
+            detail: format!(
+                "the read models ({}) have not reached position {} within {} ms; retry, or read without X-Cortex-After",
+                names.join(", "),
+                after.token(),
+                self.settings.after_wait.as_millis()
+            ),
+            lag: json!({"after": after.token(), "projections": behind}),
+        })
+    }
+}
+
+/// The read-your-writes position of a request: `X-Cortex-After` or the `after` parameter
+/// (one of them), a position token as commands answer it.
+pub fn read_after(raw: Option<&str>, headers: &HeaderMap) -> Result<Option<Position>, ApiError> {
+    let from_query: Vec<String> = raw
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k == "after")
+                .map(|(_, v)| v.into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let from_header: Vec<&HeaderValue> = headers.get_all(AFTER_HEADER).iter().collect();
+    let (pointer, text) = match (from_header.as_slice(), from_query.as_slice()) {
+        ([], []) => return Ok(None),
+        ([one], []) => ("X-Cortex-After", one.to_str().unwrap_or("\u{fffd}").to_owned()),
+        ([], [one]) => ("/after", one.clone()),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "X-Cortex-After",
+                "give the read-your-writes position once: either the X-Cortex-After header or the after parameter",
+            ));
+        }
+    };
+    text.trim().parse::<Position>().map(Some).map_err(|e| ApiError::invalid_field(pointer, e.to_string()))
 }
 
 /// The query routes, authenticated, with their OpenAPI description; `cortex serve` merges
@@ -49,14 +162,51 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .routes(routes!(policies::get))
         .routes(routes!(compliance::summary))
         .routes(routes!(compliance::trend))
+        .routes(routes!(changes::stream))
         .layer(middleware::from_fn_with_state(state.auth.clone(), authenticate))
         .with_state(state)
 }
 
-/// The query API alone: `/v1` routes, `/healthz`, `/openapi.json`.
+/// The query API alone: `/v1` routes, `/healthz`, `/readyz`, `/openapi.json`.
 pub fn router(state: QueryState) -> Router {
+    let readiness = readiness(&state);
     let (v1, api) = routes(state).split_for_parts();
-    cortex_http::app::finish(v1, cortex_http::app::openapi_document(api))
+    cortex_http::app::finish(v1, cortex_http::app::openapi_document(api), readiness)
+}
+
+/// The query side's dependencies for `/readyz`: PostgreSQL (required), the notice stream
+/// and the shared cache (optional: without them reads go to PostgreSQL).
+pub fn readiness(state: &QueryState) -> cortex_http::Readiness {
+    use cortex_http::ready::Status;
+    let mut r = cortex_http::Readiness::default();
+    r.add_postgres(state.reads.pool().clone());
+    let fresh = state.cache.freshness().clone();
+    r.add("notices", false, move || {
+        let live = fresh.is_live();
+        Box::pin(async move {
+            if live {
+                Status::ok("change notices live; caches in use")
+            } else {
+                Status::degraded(
+                    "change notices not live (NATS unreachable or not configured): caches bypassed",
+                )
+            }
+        })
+    });
+    let cache = state.cache.clone();
+    r.add("cache", false, move || {
+        let cache = cache.clone();
+        Box::pin(async move {
+            match cache.l2_status().await {
+                None => Status::ok("no shared cache configured (CORTEX_CACHE_URL unset)"),
+                Some(Ok(())) => Status::ok("shared cache answers"),
+                Some(Err(e)) => {
+                    Status::degraded(format!("shared cache unreachable ({e}): reading PostgreSQL"))
+                }
+            }
+        })
+    });
+    r
 }
 
 /// How long a client should wait after a 503 from an unreachable database.

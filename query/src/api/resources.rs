@@ -11,12 +11,16 @@ use uuid::Uuid;
 use super::{
     QueryState,
     params::{Params, path_uuid},
-    respond,
+    read_after, respond,
 };
 use crate::reads::{
     ComplianceFilter, HistoryQuery, ResourceFilter, ResourceQuery, TagFilter,
     history::HistoryPage,
     resources::{ResourceDetail, ResourcePage},
+};
+use crate::{
+    cache::CacheKey,
+    fresh::{Entity, Projection},
 };
 
 /// Most `tag` conditions, and most words in `q`, in one list query.
@@ -79,6 +83,7 @@ pub fn list_query(tenant_id: Uuid, raw: Option<&str>) -> Result<ResourceQuery, A
         ("compliance" = Option<String>, Query, description = "overall state: compliant, non_compliant or exempt"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
         ("cursor" = Option<String>, Query, description = "opaque: `next_cursor` of the previous page, with the same filters"),
+        ("X-Cortex-After" = Option<String>, Header, description = "read-your-writes: a command's `position`; the answer waits until the read models passed it (or use the `after` parameter)"),
     ),
     responses(
         (status = 200, body = ResourcePage, headers(("ETag" = String))),
@@ -92,12 +97,17 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let query = list_query(caller.tenant_id, raw.as_deref())?;
-    Ok(respond(&headers, state.reads.resources(caller.tenant_id, &query).await?))
+    let after = read_after(raw.as_deref(), &headers)?;
+    let key = CacheKey::Query { kind: "resources", query: format!("{query:?}") };
+    let tenant = caller.tenant_id;
+    state
+        .answer(tenant, &headers, after, key, &Projection::ALL, || state.reads.resources(tenant, &query))
+        .await
 }
 
 /// One resource with its latest result per enabled policy.
 #[utoipa::path(get, path = "/v1/resources/{resource_id}", tag = "queries", operation_id = "get_resource",
-    params(("resource_id" = Uuid, Path)),
+    params(("resource_id" = Uuid, Path), ("X-Cortex-After" = Option<String>, Header, description = "read-your-writes: a command's `position`; the answer waits until the read models passed it (or use the `after` parameter)"),),
     responses(
         (status = 200, body = ResourceDetail, headers(("ETag" = String, description = "\"<revision>-<compliance digest>\""))),
         (status = 304), (status = 400), (status = 401),
@@ -111,7 +121,12 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let resource_id = path_uuid("resource_id", &resource_id)?;
     Params::parse(raw.as_deref(), &[]).finish()?;
-    Ok(respond(&headers, state.reads.resource(caller.tenant_id, resource_id).await?))
+    let after = read_after(raw.as_deref(), &headers)?;
+    let key = CacheKey::Entity(Entity::Resource, resource_id);
+    let tenant = caller.tenant_id;
+    state
+        .answer(tenant, &headers, after, key, &Projection::ALL, || state.reads.resource(tenant, resource_id))
+        .await
 }
 
 /// The resource's events, oldest first, from the event store: who, when, what changed.
@@ -135,6 +150,8 @@ pub async fn history(
     let limit = p.limit();
     let from = p.cursor::<u64>(HistoryQuery::scope(caller.tenant_id, resource_id)).unwrap_or(0);
     p.finish()?;
+    // Checked, and needs no wait: the event store holds an event once its command answered.
+    read_after(raw.as_deref(), &headers)?;
     let query = HistoryQuery { resource_id, limit, from };
     Ok(respond(&headers, state.reads.history(caller.tenant_id, &query).await?))
 }

@@ -19,7 +19,7 @@ pub mod resources;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cortex_events::{EventStore, StoreError};
+use cortex_events::{EventStore, Position, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -116,5 +116,23 @@ impl Reads {
     /// Reads the read models in `pool` and histories from `store`.
     pub fn new(pool: PgPool, store: Arc<dyn EventStore>) -> Self {
         Self { pool, store }
+    }
+}
+
+impl Reads {
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// How many events of the log lie in `(from, to]`, when the store counts cheaply and
+    /// answers within half a second (for the lag a read-your-writes timeout reports).
+    #[tracing::instrument(skip(self))]
+    pub async fn events_between(&self, from: Position, to: Position) -> Option<u64> {
+        let count = async {
+            let after_from = self.store.count_after(Some(from)).await.ok()??;
+            let after_to = self.store.count_after(Some(to)).await.ok()??;
+            Some(after_from.saturating_sub(after_to))
+        };
+        tokio::time::timeout(std::time::Duration::from_millis(500), count).await.ok().flatten()
     }
 }

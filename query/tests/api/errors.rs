@@ -147,6 +147,7 @@ async fn the_openapi_document_describes_the_query_routes_beside_the_command_rout
         ("/v1/policies/{policy_id}", "put"),
         ("/v1/compliance/summary", "get"),
         ("/v1/compliance/trend", "get"),
+        ("/v1/changes", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} is not documented");
     }
@@ -167,7 +168,8 @@ async fn the_openapi_document_describes_the_query_routes_beside_the_command_rout
             "q",
             "compliance",
             "limit",
-            "cursor"
+            "cursor",
+            "X-Cortex-After"
         ]
     );
     assert!(doc.body["components"]["schemas"]["ResourcePage"].is_object());

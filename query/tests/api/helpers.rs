@@ -76,7 +76,11 @@ impl TestApp {
             .merge(api::routes(commands))
             .merge(cortex_query::routes(queries))
             .split_for_parts();
-        let router = cortex_http::app::finish(v1, cortex_http::app::openapi_document(openapi));
+        let router = cortex_http::app::finish(
+            v1,
+            cortex_http::app::openapi_document(openapi),
+            cortex_http::Readiness::default(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await });

@@ -3,9 +3,11 @@
 
 mod compliance;
 mod errors;
+mod fleet;
 mod helpers;
 mod history;
 mod isolation;
+mod live;
 mod pagination;
 mod policies;
 mod resources;

@@ -1,0 +1,706 @@
+//! What this instance knows of how far the read models got, and of what changed: the state
+//! behind the cache's validity rules, read-your-writes and the live change stream
+//! (DESIGN §5, §6).
+//!
+//! It is fed by the projections' notices: `cortex.changes.{tenant}.{model}` (rows of a
+//! tenant's model changed at a position) and `cortex.checkpoints.{projection}` (a projection
+//! committed everything up to a position) — from NATS, or from the in-process bus when one
+//! `cortex serve` runs every component. From them it keeps:
+//!
+//! - the **known checkpoint** of each projection (a lower bound of what PostgreSQL holds:
+//!   a notice is sent after its commit), which read-your-writes waits on and which a cache
+//!   entry records as the revision it was built from;
+//! - per tenant, the **last change** of each projection (the generation that list and
+//!   summary keys carry) and the last "whole model changed" notice;
+//! - per entity (a resource or a policy), the last change position, for a window longer
+//!   than any cache entry lives;
+//! - a **floor**: the checkpoints read from PostgreSQL when notices may have been missed
+//!   (at start, after NATS was unreachable or dropped messages). Nothing built before the
+//!   floor is served from a cache.
+//!
+//! **Staleness bound.** Caches are used only while the notice stream is known to be live:
+//! with NATS, a round trip to the server (`flush`) must have succeeded within the stale
+//! bound (default 5 s), and a disconnection or a slow-consumer drop makes it not live at
+//! once. A change whose notice never arrived is therefore served stale for at most the
+//! bound; past it, every read goes to PostgreSQL until the stream is live again and the
+//! floor has been raised.
+
+use std::{
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use cortex_events::{
+    Position,
+    wire::{ChangeNotice, CheckpointNotice},
+};
+use dashmap::DashMap;
+use sqlx::{PgPool, Row};
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+/// The projections the query side reads (`cortex_projections::registry()` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Projection {
+    Resources = 0,
+    Compliance = 1,
+}
+
+impl Projection {
+    pub const ALL: [Projection; 2] = [Projection::Resources, Projection::Compliance];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Resources => "resources",
+            Self::Compliance => "compliance",
+        }
+    }
+
+    fn of_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The projection whose notices carry `model` (DESIGN §6 model names).
+    pub fn of_model(model: &str) -> Option<Self> {
+        match model {
+            "resources" => Some(Self::Resources),
+            "compliance" | "policies" => Some(Self::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// One position per [`Projection`], indexed by it.
+pub type Positions = [Position; 2];
+
+pub const ZERO: Positions = [Position::new(0, 0); 2];
+
+/// Whether `a` reaches `b` for every projection in `of`.
+pub fn reaches(a: &Positions, b: &Positions, of: &[Projection]) -> bool {
+    of.iter().all(|&p| a[p as usize] >= b[p as usize])
+}
+
+fn raise(into: &mut Positions, p: Projection, to: Position) -> bool {
+    let slot = &mut into[p as usize];
+    if to > *slot {
+        *slot = to;
+        true
+    } else {
+        false
+    }
+}
+
+/// The kinds of entity a cache keeps by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity {
+    Resource,
+    Policy,
+}
+
+impl Entity {
+    /// The entity a change notice's ids name.
+    pub fn of_model(model: &str) -> Option<Self> {
+        match model {
+            "resources" | "compliance" => Some(Self::Resource),
+            "policies" => Some(Self::Policy),
+            _ => None,
+        }
+    }
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::Resource => "r",
+            Self::Policy => "p",
+        }
+    }
+}
+
+/// Per tenant: the last change of each projection, and the last "whole model" change.
+#[derive(Debug, Clone, Copy)]
+struct TenantMarks {
+    last: Positions,
+    whole: Positions,
+}
+
+impl Default for TenantMarks {
+    fn default() -> Self {
+        Self { last: ZERO, whole: ZERO }
+    }
+}
+
+/// One change as the live stream and the cache see it.
+#[derive(Debug, Clone)]
+pub struct TenantChange {
+    pub tenant_id: Uuid,
+    pub projection: Projection,
+    pub notice: ChangeNotice,
+}
+
+/// How long entity change marks are kept: longer than any cache entry lives, so that a
+/// stale entry written after its invalidation is refused for as long as it can exist.
+fn mark_retention(ttl: Duration) -> Duration {
+    ttl + Duration::from_secs(30)
+}
+
+/// Settings of [`Freshness`].
+#[derive(Debug, Clone, Copy)]
+pub struct FreshnessSettings {
+    /// Longest time a read may be staler than PostgreSQL when notices stop (default 5 s).
+    pub stale_bound: Duration,
+    /// Longest a cache entry lives (entity marks are kept longer than this).
+    pub cache_ttl: Duration,
+    /// Changes kept for `Last-Event-ID` resumption of the live stream.
+    pub replay_capacity: usize,
+}
+
+impl Default for FreshnessSettings {
+    fn default() -> Self {
+        Self {
+            stale_bound: Duration::from_secs(5),
+            cache_ttl: Duration::from_secs(120),
+            replay_capacity: 10_000,
+        }
+    }
+}
+
+/// The shared state; see the module doc. Cheap to clone.
+#[derive(Clone)]
+pub struct Freshness {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    settings: FreshnessSettings,
+    /// Known checkpoints (max-merged).
+    checkpoints: watch::Sender<Positions>,
+    floor: RwLock<Positions>,
+    tenants: DashMap<Uuid, TenantMarks>,
+    entities: DashMap<(Uuid, Entity, String), (Positions, Instant)>,
+    /// Milliseconds since `epoch` until which the notice stream counts as live.
+    live_until: AtomicU64,
+    /// Set when notices may have been missed: the next live moment raises the floor first.
+    resync: AtomicBool,
+    /// Whether notices come from NATS (else the in-process bus, live by construction).
+    remote: AtomicBool,
+    epoch: Instant,
+    changes: broadcast::Sender<Arc<TenantChange>>,
+    replay: Mutex<Replay>,
+    /// Called with the ids of every change (and on a resync with none): the cache drops
+    /// its own entries.
+    on_change: RwLock<Vec<OnChange>>,
+    on_resync: RwLock<Vec<OnResync>>,
+}
+
+type OnChange = Arc<dyn Fn(&TenantChange) + Send + Sync>;
+type OnResync = Arc<dyn Fn() + Send + Sync>;
+
+/// The last changes, for resuming a live stream.
+struct Replay {
+    items: std::collections::VecDeque<Arc<TenantChange>>,
+    capacity: usize,
+    /// Per projection, the highest position dropped from `items`: a resume from before it
+    /// cannot be complete.
+    dropped: Positions,
+}
+
+impl Freshness {
+    /// A state that knows nothing yet: not live, a resync due.
+    pub fn new(pool: PgPool, settings: FreshnessSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                settings,
+                checkpoints: watch::channel(ZERO).0,
+                floor: RwLock::new(ZERO),
+                tenants: DashMap::new(),
+                entities: DashMap::new(),
+                live_until: AtomicU64::new(0),
+                resync: AtomicBool::new(true),
+                remote: AtomicBool::new(false),
+                epoch: Instant::now(),
+                changes: broadcast::channel(4096).0,
+                replay: Mutex::new(Replay {
+                    items: Default::default(),
+                    capacity: settings.replay_capacity.max(1),
+                    dropped: ZERO,
+                }),
+                on_change: RwLock::new(Vec::new()),
+                on_resync: RwLock::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &FreshnessSettings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn on_change(&self, f: OnChange) {
+        self.inner.on_change.write().unwrap_or_else(|e| e.into_inner()).push(f);
+    }
+
+    pub(crate) fn on_resync(&self, f: OnResync) {
+        self.inner.on_resync.write().unwrap_or_else(|e| e.into_inner()).push(f);
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether caches may be used now (see the module doc).
+    pub fn is_live(&self) -> bool {
+        !self.inner.resync.load(Ordering::Acquire)
+            && self.now_ms() < self.inner.live_until.load(Ordering::Acquire)
+    }
+
+    /// The notice stream just proved live (a NATS round trip, or the in-process bus).
+    /// Raises the floor first when notices may have been missed.
+    pub async fn confirm_live(&self) -> Result<(), sqlx::Error> {
+        if self.inner.resync.load(Ordering::Acquire) {
+            self.resync_now().await?;
+        }
+        let until = if self.inner.remote.load(Ordering::Acquire) {
+            self.now_ms() + self.inner.settings.stale_bound.as_millis() as u64
+        } else {
+            u64::MAX
+        };
+        self.inner.live_until.store(until, Ordering::Release);
+        Ok(())
+    }
+
+    /// Notices may have been missed (disconnection, a dropped message): no cache until
+    /// the stream is live again and the floor raised.
+    pub fn lost_notices(&self, why: &str) {
+        if !self.inner.resync.swap(true, Ordering::AcqRel) {
+            tracing::warn!(why, "change notices may have been missed: caches bypassed until resynchronised");
+        }
+        self.inner.live_until.store(0, Ordering::Release);
+    }
+
+    /// Reads every projection's checkpoint from PostgreSQL: they become the floor and the
+    /// known checkpoints, and every cache drops its entries.
+    #[tracing::instrument(name = "query.resync", skip_all)]
+    pub async fn resync_now(&self) -> Result<(), sqlx::Error> {
+        // Cleared before reading: a notice lost while we read sets it again.
+        self.inner.resync.store(false, Ordering::Release);
+        let read = self.read_checkpoints().await;
+        let positions = match read {
+            Ok(p) => p,
+            Err(e) => {
+                self.inner.resync.store(true, Ordering::Release);
+                return Err(e);
+            }
+        };
+        *self.inner.floor.write().unwrap_or_else(|e| e.into_inner()) = positions;
+        self.merge_checkpoints(positions);
+        for f in self.inner.on_resync.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            f();
+        }
+        tracing::info!(resources = %positions[0], compliance = %positions[1], "caches resynchronised");
+        Ok(())
+    }
+
+    /// The checkpoints as PostgreSQL holds them now (zero for a projection not started).
+    #[tracing::instrument(name = "query.read_checkpoints", skip_all, err)]
+    pub async fn read_checkpoints(&self) -> Result<Positions, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT projection, position_major, position_minor FROM projection_checkpoints")
+                .fetch_all(&self.inner.pool)
+                .await?;
+        let mut positions = ZERO;
+        for row in rows {
+            let name: String = row.try_get("projection")?;
+            if let Some(p) = Projection::of_name(&name) {
+                let major: i64 = row.try_get("position_major")?;
+                let minor: i64 = row.try_get("position_minor")?;
+                positions[p as usize] = Position::new(major as u64, minor as u64);
+            }
+        }
+        Ok(positions)
+    }
+
+    fn merge_checkpoints(&self, positions: Positions) {
+        self.inner.checkpoints.send_if_modified(|known| {
+            let mut changed = false;
+            for p in Projection::ALL {
+                changed |= raise(known, p, positions[p as usize]);
+            }
+            changed
+        });
+    }
+
+    /// The known checkpoints now.
+    pub fn checkpoints(&self) -> Positions {
+        *self.inner.checkpoints.borrow()
+    }
+
+    pub fn floor(&self) -> Positions {
+        *self.inner.floor.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The generation of a tenant's lists over `of`: per projection, its last change or the
+    /// floor, whichever is later. An entry kept under it was built at or after it.
+    pub fn generation(&self, tenant_id: Uuid) -> Positions {
+        let mut g = self.floor();
+        if let Some(marks) = self.inner.tenants.get(&tenant_id) {
+            for p in Projection::ALL {
+                raise(&mut g, p, marks.last[p as usize]);
+            }
+        }
+        g
+    }
+
+    /// The latest change an entity entry must include to be served: its own last change,
+    /// its tenant's last whole-model change, and the floor.
+    pub fn entity_mark(&self, tenant_id: Uuid, entity: Entity, id: &str) -> Positions {
+        let mut m = self.floor();
+        if let Some(marks) = self.inner.tenants.get(&tenant_id) {
+            for p in Projection::ALL {
+                raise(&mut m, p, marks.whole[p as usize]);
+            }
+        }
+        if let Some(e) = self.inner.entities.get(&(tenant_id, entity, id.to_owned())) {
+            for p in Projection::ALL {
+                raise(&mut m, p, e.0[p as usize]);
+            }
+        }
+        m
+    }
+
+    /// Handles one notice (subject and JSON payload as published).
+    pub fn receive(&self, subject: &str, payload: &[u8]) {
+        let mut parts = subject.split('.');
+        match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("cortex"), Some("checkpoints"), Some(_), None, None) => {
+                match serde_json::from_slice::<CheckpointNotice>(payload) {
+                    Ok(n) => {
+                        if let Some(p) = Projection::of_name(&n.projection) {
+                            let mut all = self.checkpoints();
+                            raise(&mut all, p, n.position);
+                            self.merge_checkpoints(all);
+                        }
+                    }
+                    Err(e) => tracing::warn!(subject, error = %e, "ignoring a malformed checkpoint notice"),
+                }
+            }
+            (Some("cortex"), Some("changes"), Some(tenant), Some(model), None) => {
+                let (Ok(tenant_id), Some(projection)) = (tenant.parse::<Uuid>(), Projection::of_model(model))
+                else {
+                    return;
+                };
+                match serde_json::from_slice::<ChangeNotice>(payload) {
+                    Ok(notice) => self.change(TenantChange { tenant_id, projection, notice }),
+                    Err(e) => tracing::warn!(subject, error = %e, "ignoring a malformed change notice"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn change(&self, change: TenantChange) {
+        let (t, p, pos) = (change.tenant_id, change.projection, change.notice.position);
+        {
+            let mut marks = self.inner.tenants.entry(t).or_default();
+            raise(&mut marks.last, p, pos);
+            if change.notice.ids.is_empty() {
+                raise(&mut marks.whole, p, pos);
+            }
+        }
+        if let Some(entity) = Entity::of_model(&change.notice.model) {
+            let now = Instant::now();
+            for id in &change.notice.ids {
+                let mut e = self.inner.entities.entry((t, entity, id.clone())).or_insert((ZERO, now));
+                raise(&mut e.0, p, pos);
+                e.1 = now;
+            }
+        }
+        for f in self.inner.on_change.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            f(&change);
+        }
+        let change = Arc::new(change);
+        {
+            let mut replay = self.inner.replay.lock().unwrap_or_else(|e| e.into_inner());
+            if replay.items.len() >= replay.capacity
+                && let Some(old) = replay.items.pop_front()
+            {
+                raise(&mut replay.dropped, old.projection, old.notice.position);
+            }
+            replay.items.push_back(change.clone());
+        }
+        // No subscriber is not an error.
+        let _ = self.inner.changes.send(change);
+    }
+
+    /// Forgets entity marks older than any cache entry can be.
+    pub fn prune(&self) {
+        let keep = mark_retention(self.inner.settings.cache_ttl);
+        let now = Instant::now();
+        self.inner.entities.retain(|_, (_, at)| now.duration_since(*at) < keep);
+    }
+
+    /// Every change from now on, and the changes kept for resumption.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<TenantChange>> {
+        self.inner.changes.subscribe()
+    }
+
+    /// The kept changes of `tenant_id` after `from` (per projection), oldest first, and
+    /// whether they are complete (none after `from` was dropped).
+    pub fn replay_after(&self, tenant_id: Uuid, from: &Positions) -> (Vec<Arc<TenantChange>>, bool) {
+        let replay = self.inner.replay.lock().unwrap_or_else(|e| e.into_inner());
+        let complete = Projection::ALL.iter().all(|&p| replay.dropped[p as usize] <= from[p as usize]);
+        let items = replay
+            .items
+            .iter()
+            .filter(|c| c.tenant_id == tenant_id && c.notice.position > from[c.projection as usize])
+            .cloned()
+            .collect();
+        (items, complete)
+    }
+
+    /// Waits until every projection in `of` is known to have passed `after`, up to `bound`.
+    /// Woken by checkpoint notices; while the notice stream is not live it also reads the
+    /// checkpoints from PostgreSQL every 100 ms, so that a NATS outage does not turn every
+    /// read-your-writes query into a timeout.
+    #[tracing::instrument(name = "query.wait_for", skip(self, of), fields(after = %after))]
+    pub async fn wait_for(
+        &self,
+        of: &[Projection],
+        after: Position,
+        bound: Duration,
+    ) -> Result<(), Positions> {
+        let target = [after; 2];
+        let mut rx = self.inner.checkpoints.subscribe();
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut polled = false;
+        loop {
+            let known = *rx.borrow_and_update();
+            if reaches(&known, &target, of) {
+                return Ok(());
+            }
+            if !self.is_live() || !polled {
+                // Once at the start (the notice may have come before we subscribed, or a
+                // standalone process has no notices yet), then while not live.
+                polled = true;
+                if let Ok(p) = self.read_checkpoints().await {
+                    self.merge_checkpoints(p);
+                    if reaches(&p, &target, of) {
+                        return Ok(());
+                    }
+                }
+            }
+            let tick = if self.is_live() { bound } else { Duration::from_millis(100) };
+            let wake = (tokio::time::Instant::now() + tick).min(deadline);
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return Err(self.checkpoints()) },
+                _ = tokio::time::sleep_until(wake) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        let known = self.checkpoints();
+                        return if reaches(&known, &target, of) { Ok(()) } else { Err(known) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where notices come from.
+#[derive(Clone)]
+pub enum NoticeSource {
+    /// NATS: every instance subscribes to every notice; the cache's shared tier is
+    /// invalidated by one instance per notice (queue group `cortex-query-cache`).
+    Nats(String),
+    /// The in-process bus of a `cortex serve` that runs the projections too.
+    Local(cortex_projections::LocalBus),
+}
+
+/// The queue group whose one member per change drops the shared cache's keys.
+pub const CACHE_QUEUE_GROUP: &str = "cortex-query-cache";
+
+/// A message of the shared-tier queue subscription.
+pub type SharedDrop = Arc<dyn Fn(Uuid, Entity, Vec<String>) + Send + Sync>;
+
+impl Freshness {
+    /// The background tasks that feed this state from `source` (and, through `shared`, drop
+    /// the shared cache's keys once per change), reconnecting by themselves.
+    pub fn tasks(
+        &self,
+        source: NoticeSource,
+        shared: Option<SharedDrop>,
+    ) -> Vec<(&'static str, futures::future::BoxFuture<'static, ()>)> {
+        let mut tasks: Vec<(&'static str, futures::future::BoxFuture<'static, ()>)> = Vec::new();
+        let pruner = self.clone();
+        tasks.push((
+            "query.prune",
+            Box::pin(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    tick.tick().await;
+                    pruner.prune();
+                }
+            }),
+        ));
+        match source {
+            NoticeSource::Local(bus) => {
+                let me = self.clone();
+                let mut rx = bus.subscribe();
+                tasks.push((
+                    "query.notices",
+                    Box::pin(async move {
+                        loop {
+                            if let Err(e) = me.confirm_live().await {
+                                tracing::warn!(error = %e, "cannot read the checkpoints; retrying");
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                                continue;
+                            }
+                            match rx.recv().await {
+                                Ok(m) => {
+                                    me.receive(&m.subject, &m.payload);
+                                    if let Some(drop) = &shared {
+                                        shared_drop(drop, &m.subject, &m.payload);
+                                    }
+                                }
+                                Err(broadcast::error::RecvError::Lagged(n)) => {
+                                    me.lost_notices(&format!("{n} notices dropped by the in-process bus"))
+                                }
+                                Err(broadcast::error::RecvError::Closed) => return,
+                            }
+                        }
+                    }),
+                ));
+            }
+            NoticeSource::Nats(url) => {
+                self.inner.remote.store(true, Ordering::Release);
+                let me = self.clone();
+                tasks.push(("query.notices", Box::pin(async move { me.follow_nats(url, shared).await })));
+            }
+        }
+        tasks
+    }
+
+    #[tracing::instrument(name = "query.nats", skip_all, fields(url = %url))]
+    async fn follow_nats(self, url: String, shared: Option<SharedDrop>) {
+        let events = self.clone();
+        let connect = async_nats::ConnectOptions::new()
+            .name("cortex-query")
+            .retry_on_initial_connect()
+            .event_callback(move |event| {
+                let events = events.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Disconnected => events.lost_notices("NATS disconnected"),
+                        async_nats::Event::SlowConsumer(_) => {
+                            events.lost_notices("NATS dropped messages (slow consumer)")
+                        }
+                        async_nats::Event::Connected => tracing::info!("NATS connected"),
+                        other => tracing::debug!(event = %other, "NATS event"),
+                    }
+                }
+            })
+            .connect(url.as_str())
+            .await;
+        let client = match connect {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot configure NATS; caches stay bypassed");
+                return;
+            }
+        };
+        let subscribe = async {
+            let all = client.subscribe("cortex.>").await?;
+            let queue = match shared {
+                Some(_) => Some(
+                    client
+                        .queue_subscribe(cortex_events::wire::ALL_CHANGES, CACHE_QUEUE_GROUP.to_owned())
+                        .await?,
+                ),
+                None => None,
+            };
+            Ok::<_, async_nats::SubscribeError>((all, queue))
+        };
+        let (mut all, queue) = match subscribe.await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot subscribe to NATS; caches stay bypassed");
+                return;
+            }
+        };
+        if let (Some(mut queue), Some(drop)) = (queue, shared) {
+            tokio::spawn(async move {
+                use futures::StreamExt;
+                while let Some(m) = queue.next().await {
+                    shared_drop(&drop, &m.subject, &m.payload);
+                }
+            });
+        }
+        let prober = self.clone();
+        let probe_client = client.clone();
+        let probe = tokio::spawn(async move {
+            // A round trip every fifth of the bound keeps the stream live while NATS answers.
+            let period = (prober.inner.settings.stale_bound / 5).max(Duration::from_millis(100));
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let connected = probe_client.connection_state() == async_nats::connection::State::Connected;
+                let flushed = connected
+                    && matches!(tokio::time::timeout(period, probe_client.flush()).await, Ok(Ok(())));
+                if flushed {
+                    if let Err(e) = prober.confirm_live().await {
+                        tracing::warn!(error = %e, "cannot read the checkpoints after NATS came back; retrying");
+                    }
+                } else if !connected {
+                    prober.lost_notices("NATS unreachable");
+                }
+            }
+        });
+        use futures::StreamExt;
+        while let Some(m) = all.next().await {
+            self.receive(&m.subject, &m.payload);
+        }
+        probe.abort();
+    }
+}
+
+/// Hands a change notice's entity ids to the shared tier's drop.
+fn shared_drop(drop: &SharedDrop, subject: &str, payload: &Bytes) {
+    let mut parts = subject.split('.');
+    let (Some("cortex"), Some("changes"), Some(tenant), Some(model)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return;
+    };
+    let (Ok(tenant_id), Some(entity)) = (tenant.parse::<Uuid>(), Entity::of_model(model)) else { return };
+    if let Ok(notice) = serde_json::from_slice::<ChangeNotice>(payload)
+        && !notice.ids.is_empty()
+    {
+        drop(tenant_id, entity, notice.ids);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_map_to_their_projection_and_entity() {
+        assert_eq!(Projection::of_model("resources"), Some(Projection::Resources));
+        assert_eq!(Projection::of_model("policies"), Some(Projection::Compliance));
+        assert_eq!(Projection::of_model("compliance"), Some(Projection::Compliance));
+        assert_eq!(Entity::of_model("compliance"), Some(Entity::Resource));
+        assert_eq!(Entity::of_model("policies"), Some(Entity::Policy));
+        assert_eq!(Projection::of_model("other"), None);
+    }
+
+    #[test]
+    fn reaching_is_per_projection() {
+        let a = [Position::new(5, 0), Position::new(1, 0)];
+        let b = [Position::new(2, 0), Position::new(2, 0)];
+        assert!(reaches(&a, &b, &[Projection::Resources]));
+        assert!(!reaches(&a, &b, &[Projection::Compliance]));
+        assert!(!reaches(&a, &b, &Projection::ALL));
+    }
+}
