@@ -67,8 +67,9 @@ ensure_postgres() {
 }
 
 ensure_redis() {
-    if port_open 6379; then return 0; fi
+    # Installed even when a server already listens: the query tests start their own.
     command -v redis-server >/dev/null || apt_install redis-server
+    if port_open 6379; then return 0; fi
     log "starting redis-server"
     as_root mkdir -p /var/lib/redis /var/log/redis
     as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
@@ -77,8 +78,9 @@ ensure_redis() {
 }
 
 ensure_nats() {
-    if port_open 4222; then return 0; fi
+    # Installed even when a server already listens: the query tests start their own.
     [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || apt_install nats-server
+    if port_open 4222; then return 0; fi
     local bin
     bin=$(command -v nats-server || echo /usr/sbin/nats-server)
     log "starting nats-server with JetStream"
