@@ -2,67 +2,17 @@
 //! `cortex projections status|list|rebuild` report and rebuild them while it serves, and a
 //! second process started with `--only projections` takes over when the first dies.
 
-use std::{
-    process::{Child, Command, Output, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use common::{cortex, eventually, json, serve, status_of, wait_until_up};
 
 use cortex_events::{
     Catalog, DomainEvent, EventStore, ExpectedRevision, Provenance, StreamName, catalog as ev,
     postgres::PostgresEventStore, testing::TestDatabase,
 };
-use serde_json::Value;
 use uuid::Uuid;
-
-fn cortex(db: &TestDatabase) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cortex"));
-    c.env("DATABASE_URL", &db.url).env("CORTEX_LOG", "warn").env_remove("CORTEX_NATS_URL");
-    c
-}
-
-fn json(out: Output) -> Value {
-    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
-fn serve(db: &TestDatabase, extra: &[&str]) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = cortex(db)
-        .args(["serve", "--http-addr", &format!("127.0.0.1:{port}")])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (child, format!("http://127.0.0.1:{port}"))
-}
-
-async fn wait_until_up(base: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("cortex serve did not come up at {base}");
-}
-
-async fn status_of(db: &TestDatabase, name: &str) -> Value {
-    let all = json(cortex(db).args(["projections", "status", "--json"]).output().unwrap());
-    all.as_array().unwrap().iter().find(|s| s["projection"] == name).cloned().unwrap_or(Value::Null)
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 async fn resources(db: &TestDatabase) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM rm_resources.resources").fetch_one(&db.pool).await.unwrap()

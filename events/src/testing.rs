@@ -89,3 +89,83 @@ pub fn replace_database(url: &str, name: &str) -> String {
         None => format!("{base}/{name}"),
     }
 }
+
+/// A server process of a test's own (nats-server or redis-server) on a free port, which the
+/// test may stop and start again on the same port: its subjects or keys are the test's alone,
+/// and a fault test can take it away. Killed when dropped.
+pub struct Server {
+    program: String,
+    args: Vec<String>,
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn program(env: &str, name: &str, fallbacks: &[&str]) -> String {
+    if let Ok(p) = std::env::var(env) {
+        return p;
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(fallbacks.iter().copied()) {
+        let candidate = format!("{dir}/{name}");
+        if std::path::Path::new(&candidate).exists() {
+            return candidate;
+        }
+    }
+    panic!("{name} is not installed (ops/test installs it; or set {env})")
+}
+
+impl Server {
+    pub async fn nats() -> Self {
+        let port = free_port();
+        let program = program("CORTEX_TEST_NATS_SERVER", "nats-server", &["/usr/sbin", "/usr/local/bin"]);
+        let args = ["-a", "127.0.0.1", "-p", &port.to_string()].map(str::to_owned).to_vec();
+        let mut s = Self { program, args, port, child: None };
+        s.start().await;
+        s
+    }
+
+    pub async fn redis() -> Self {
+        let port = free_port();
+        let program = program("CORTEX_TEST_REDIS_SERVER", "redis-server", &["/usr/bin", "/usr/local/bin"]);
+        let args = ["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"]
+            .map(str::to_owned)
+            .to_vec();
+        let mut s = Self { program, args, port, child: None };
+        s.start().await;
+        s
+    }
+
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none());
+        let child = std::process::Command::new(&self.program)
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program));
+        self.child = Some(child);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("{} did not listen on {}", self.program, self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

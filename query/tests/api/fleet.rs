@@ -6,20 +6,18 @@
 //! prefix, or a private redis-server the test can stop). Instance 0 also serves the
 //! command API, as `cortex serve` does.
 
-use std::{
-    net::TcpListener as StdListener,
-    num::NonZeroU32,
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use cortex_command::{
     api::{self, ApiState, Auth, IdempotencyStore, RateLimit},
     handlers::Commands,
     tenants::{KeyRing, create_tenant},
 };
-use cortex_events::{Catalog, EventStore, postgres::PostgresEventStore, testing::TestDatabase};
+use cortex_events::{
+    Catalog, EventStore,
+    postgres::PostgresEventStore,
+    testing::{Server, TestDatabase},
+};
 use cortex_projections::{ComplianceProjector, Notifier, ResourcesProjector, Runner, RunnerSettings};
 use cortex_query::{
     QueryState, Reads,
@@ -33,85 +31,6 @@ use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::helpers::Answer;
-
-/// A server process of the test's own (nats-server or redis-server) on a free port, which
-/// the test may stop and start again on the same port.
-pub struct Server {
-    program: String,
-    args: Vec<String>,
-    pub port: u16,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn program(env: &str, name: &str, fallbacks: &[&str]) -> String {
-    if let Ok(p) = std::env::var(env) {
-        return p;
-    }
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(fallbacks.iter().copied()) {
-        let candidate = format!("{dir}/{name}");
-        if std::path::Path::new(&candidate).exists() {
-            return candidate;
-        }
-    }
-    panic!("{name} is not installed (ops/test installs it; or set {env})")
-}
-
-impl Server {
-    pub async fn nats() -> Self {
-        let port = free_port();
-        let program = program("CORTEX_TEST_NATS_SERVER", "nats-server", &["/usr/sbin", "/usr/local/bin"]);
-        let args = ["-a", "127.0.0.1", "-p", &port.to_string()].map(str::to_owned).to_vec();
-        let mut s = Self { program, args, port, child: None };
-        s.start().await;
-        s
-    }
-
-    pub async fn redis() -> Self {
-        let port = free_port();
-        let program = program("CORTEX_TEST_REDIS_SERVER", "redis-server", &["/usr/bin", "/usr/local/bin"]);
-        let args = ["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"]
-            .map(str::to_owned)
-            .to_vec();
-        let mut s = Self { program, args, port, child: None };
-        s.start().await;
-        s
-    }
-
-    pub async fn start(&mut self) {
-        assert!(self.child.is_none());
-        let child = Command::new(&self.program)
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program));
-        self.child = Some(child);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("{} did not listen on {}", self.program, self.port);
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Where the fleet's shared cache is.
 pub enum L2 {
