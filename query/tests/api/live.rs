@@ -77,7 +77,7 @@ async fn read_your_writes_waits_for_the_projections_then_answers_or_503s_with_th
     let mut fleet = Fleet::start(Options {
         instances: 1,
         project: false,
-        after_wait: Duration::from_millis(700),
+        after_wait: Duration::from_secs(3),
         ..Options::default()
     })
     .await;
