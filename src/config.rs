@@ -12,6 +12,10 @@ pub struct DatabaseArgs {
     /// Most connections in the pool.
     #[arg(long = "db-max-connections", env = "CORTEX_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub max_connections: u32,
+    /// Milliseconds a request waits for a pool connection before it answers 503: bounds
+    /// how long clients hang when PostgreSQL is unreachable or the pool is exhausted.
+    #[arg(long = "db-acquire-timeout-ms", env = "CORTEX_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    pub acquire_timeout_ms: u64,
 }
 
 impl DatabaseArgs {
@@ -21,6 +25,7 @@ impl DatabaseArgs {
         use secrecy::ExposeSecret;
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(self.max_connections)
+            .acquire_timeout(std::time::Duration::from_millis(self.acquire_timeout_ms.max(1)))
             .connect(self.database_url.expose_secret())
             .await
             .context("connecting to the database")
