@@ -35,6 +35,11 @@ use crate::{
     status::{self, State},
 };
 
+/// Index builds of one rebuild that run side by side.
+const INDEX_BUILDS_AT_ONCE: usize = 2;
+/// Sort memory of one index build (`SET LOCAL`, so only that transaction's).
+const INDEX_BUILD_MEMORY: &str = "SET LOCAL maintenance_work_mem = '256MB'";
+
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
     #[error("a rebuild of {0} is already running")]
@@ -490,10 +495,23 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         }
         tx.commit().await.map_err(self.pg("commit"))?;
         // One transaction per index: none holds a transaction id (and so the visibility
-        // horizon every subscriber reads below) for longer than one index build.
-        for statement in all {
-            sqlx::query(&statement).execute(&self.pool).await.map_err(self.pg("create a shadow index"))?;
-        }
+        // horizon every subscriber reads below) for longer than one index build. Two at a
+        // time, each with room to sort in memory: a GIN or btree build over a million rows
+        // spills to disk at PostgreSQL's default 64 MB.
+        use futures::{StreamExt, TryStreamExt};
+        futures::stream::iter(all)
+            .map(|statement| async move {
+                let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+                sqlx::query(INDEX_BUILD_MEMORY)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.pg("set maintenance_work_mem"))?;
+                sqlx::query(&statement).execute(&mut *tx).await.map_err(self.pg("create a shadow index"))?;
+                tx.commit().await.map_err(self.pg("commit a shadow index"))
+            })
+            .buffer_unordered(INDEX_BUILDS_AT_ONCE)
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(())
     }
 
