@@ -138,6 +138,8 @@ pub struct TenantChange {
     pub tenant_id: Uuid,
     pub projection: Projection,
     pub notice: ChangeNotice,
+    /// The notice as JSON, encoded once for every live stream that sends it.
+    pub json: Arc<str>,
 }
 
 /// How long entity change marks are kept: longer than any cache entry lives, so that a
@@ -393,7 +395,10 @@ impl Freshness {
                     return;
                 };
                 match serde_json::from_slice::<ChangeNotice>(payload) {
-                    Ok(notice) => self.change(TenantChange { tenant_id, projection, notice }),
+                    Ok(notice) => {
+                        let json = serde_json::to_string(&notice).unwrap_or_default().into();
+                        self.change(TenantChange { tenant_id, projection, notice, json })
+                    }
                     Err(e) => tracing::warn!(subject, error = %e, "ignoring a malformed change notice"),
                 }
             }

@@ -81,8 +81,7 @@ impl Feed {
                 continue;
             }
             self.cursor[slot] = change.notice.position;
-            let data = serde_json::to_string(&change.notice).unwrap_or_default();
-            let event = Event::default().event("change").id(encode(&self.cursor)).data(data);
+            let event = Event::default().event("change").id(encode(&self.cursor)).data(&*change.json);
             return Some((Ok(event), self));
         }
     }
