@@ -187,16 +187,7 @@ impl Fleet {
     }
 
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        let response = request.send().await.expect("the instance answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Answer { status, headers, body }
+        Answer::of(request).await
     }
 
     /// `GET path` on instance `i`, with `X-Cortex-After` when `after` is given.
