@@ -311,16 +311,12 @@ impl L1 {
             return; // one answer may not crowd out the rest
         }
         let used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
-        let old = self.map.insert(key, Slot { entry, size, used, at: Instant::now() });
-        match old {
-            Some(old) => {
-                self.bytes.fetch_add(size, Ordering::Relaxed);
-                self.bytes.fetch_sub(old.size, Ordering::Relaxed);
-            }
-            None => {
-                self.bytes.fetch_add(size, Ordering::Relaxed);
-                self.entries.fetch_add(1, Ordering::Relaxed);
-            }
+        // Counted before it is in the map, so that a removal racing with this insert never
+        // takes the counters below zero.
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.entries.fetch_add(1, Ordering::Relaxed);
+        if let Some(old) = self.map.insert(key, Slot { entry, size, used, at: Instant::now() }) {
+            self.forget(&old);
         }
         if self.entries.load(Ordering::Relaxed) > self.settings.l1_entries
             || self.bytes.load(Ordering::Relaxed) > self.settings.l1_bytes
@@ -413,13 +409,20 @@ impl L2 {
         }
     }
 
-    async fn connection(&self) -> Option<redis::aio::ConnectionManager> {
-        if self.now_ms() < self.down_until.load(Ordering::Relaxed) {
+    /// The connection; while L2 is in its back-off, none (unless `force`, for readiness).
+    /// One connection attempt at a time: requests that queued behind a failed attempt see
+    /// the back-off it set and do not try again.
+    async fn connection(&self, force: bool) -> Option<redis::aio::ConnectionManager> {
+        let backing_off = || !force && self.now_ms() < self.down_until.load(Ordering::Relaxed);
+        if backing_off() {
             return None;
         }
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Some(c.clone());
+        }
+        if backing_off() {
+            return None;
         }
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(L2_TIMEOUT))
@@ -444,7 +447,16 @@ impl L2 {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, what: &str, cmd: redis::Cmd) -> Option<T> {
-        let mut conn = self.connection().await?;
+        self.run_with(what, cmd, false).await
+    }
+
+    async fn run_with<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: redis::Cmd,
+        force: bool,
+    ) -> Option<T> {
+        let mut conn = self.connection(force).await?;
         match tokio::time::timeout(L2_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
@@ -478,9 +490,8 @@ impl L2 {
 
     #[tracing::instrument(name = "cache.l2.ping", skip_all)]
     async fn ping(&self) -> Result<(), String> {
-        // A fresh attempt even inside the back-off: readiness reports now.
-        self.down_until.store(0, Ordering::Relaxed);
-        let pong: Option<String> = self.run("PING", redis::cmd("PING")).await;
+        // An attempt even inside the back-off: readiness reports now.
+        let pong: Option<String> = self.run_with("PING", redis::cmd("PING"), true).await;
         match pong {
             Some(_) => Ok(()),
             None => Err("no answer to PING".into()),

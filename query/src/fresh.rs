@@ -94,6 +94,31 @@ fn raise(into: &mut Positions, p: Projection, to: Position) -> bool {
     }
 }
 
+/// The models of change notices (DESIGN §6), each with its own slot in a live stream's
+/// resume id: one commit may announce several models at one position.
+pub const MODELS: [&str; 3] = ["resources", "compliance", "policies"];
+
+/// A model's slot in [`MODELS`].
+pub fn model_index(model: &str) -> Option<usize> {
+    MODELS.iter().position(|m| *m == model)
+}
+
+/// One position per model of [`MODELS`].
+pub type ModelPositions = [Position; 3];
+
+/// The position just after `p` (for marks that an entry built *at* `p` must not pass).
+fn after(p: Position) -> Position {
+    Position::new(p.major, p.minor.saturating_add(1))
+}
+
+/// What a live stream receives.
+#[derive(Debug, Clone)]
+pub enum Live {
+    Change(Arc<TenantChange>),
+    /// Changes may have been missed (notices lost, an instance resynchronised).
+    Reset(&'static str),
+}
+
 /// The kinds of entity a cache keeps by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Entity {
@@ -124,11 +149,14 @@ impl Entity {
 struct TenantMarks {
     last: Positions,
     whole: Positions,
+    /// The last change of any policy: a resource's answer shows the results of its enabled
+    /// policies, so enabling, disabling or deleting one changes it without naming it.
+    policies: Position,
 }
 
 impl Default for TenantMarks {
     fn default() -> Self {
-        Self { last: ZERO, whole: ZERO }
+        Self { last: ZERO, whole: ZERO, policies: Position::new(0, 0) }
     }
 }
 
@@ -190,7 +218,7 @@ struct Inner {
     /// Whether notices come from NATS (else the in-process bus, live by construction).
     remote: AtomicBool,
     epoch: Instant,
-    changes: broadcast::Sender<Arc<TenantChange>>,
+    changes: broadcast::Sender<Live>,
     replay: Mutex<Replay>,
     /// Called with the ids of every change (and on a resync with none): the cache drops
     /// its own entries.
@@ -205,9 +233,9 @@ type OnResync = Arc<dyn Fn() + Send + Sync>;
 struct Replay {
     items: std::collections::VecDeque<Arc<TenantChange>>,
     capacity: usize,
-    /// Per projection, the highest position dropped from `items`: a resume from before it
-    /// cannot be complete.
-    dropped: Positions,
+    /// Per model, the highest position this instance does not hold (dropped from `items`,
+    /// or before it last resynchronised): a resume from before it cannot be complete.
+    dropped: ModelPositions,
 }
 
 impl Freshness {
@@ -229,7 +257,7 @@ impl Freshness {
                 replay: Mutex::new(Replay {
                     items: Default::default(),
                     capacity: settings.replay_capacity.max(1),
-                    dropped: ZERO,
+                    dropped: [Position::new(0, 0); 3],
                 }),
                 on_change: RwLock::new(Vec::new()),
                 on_resync: RwLock::new(Vec::new()),
@@ -299,6 +327,17 @@ impl Freshness {
         };
         *self.inner.floor.write().unwrap_or_else(|e| e.into_inner()) = positions;
         self.merge_checkpoints(positions);
+        {
+            // What came before the floor may never have reached this instance.
+            let mut replay = self.inner.replay.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, model) in MODELS.iter().enumerate() {
+                if let Some(p) = Projection::of_model(model) {
+                    replay.dropped[i] = replay.dropped[i].max(positions[p as usize]);
+                }
+            }
+        }
+        let _ =
+            self.inner.changes.send(Live::Reset("this instance may have missed changes and resynchronised"));
         for f in self.inner.on_resync.read().unwrap_or_else(|e| e.into_inner()).iter() {
             f();
         }
@@ -364,6 +403,9 @@ impl Freshness {
             for p in Projection::ALL {
                 raise(&mut m, p, marks.whole[p as usize]);
             }
+            if entity == Entity::Resource {
+                raise(&mut m, Projection::Compliance, marks.policies);
+            }
         }
         if let Some(e) = self.inner.entities.get(&(tenant_id, entity, id.to_owned())) {
             for p in Projection::ALL {
@@ -412,7 +454,13 @@ impl Freshness {
             let mut marks = self.inner.tenants.entry(t).or_default();
             raise(&mut marks.last, p, pos);
             if change.notice.ids.is_empty() {
-                raise(&mut marks.whole, p, pos);
+                // Strictly after: a rebuild's swap announces the position the retired tables
+                // had already reached, and what was built from them must go.
+                raise(&mut marks.whole, p, after(pos));
+                raise(&mut marks.last, p, after(pos));
+            }
+            if change.notice.model == "policies" {
+                marks.policies = marks.policies.max(pos);
             }
         }
         if let Some(entity) = Entity::of_model(&change.notice.model) {
@@ -431,13 +479,14 @@ impl Freshness {
             let mut replay = self.inner.replay.lock().unwrap_or_else(|e| e.into_inner());
             if replay.items.len() >= replay.capacity
                 && let Some(old) = replay.items.pop_front()
+                && let Some(i) = model_index(&old.notice.model)
             {
-                raise(&mut replay.dropped, old.projection, old.notice.position);
+                replay.dropped[i] = replay.dropped[i].max(old.notice.position);
             }
             replay.items.push_back(change.clone());
         }
         // No subscriber is not an error.
-        let _ = self.inner.changes.send(change);
+        let _ = self.inner.changes.send(Live::Change(change));
     }
 
     /// Forgets entity marks older than any cache entry can be.
@@ -448,19 +497,22 @@ impl Freshness {
     }
 
     /// Every change from now on, and the changes kept for resumption.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<TenantChange>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
         self.inner.changes.subscribe()
     }
 
-    /// The kept changes of `tenant_id` after `from` (per projection), oldest first, and
-    /// whether they are complete (none after `from` was dropped).
-    pub fn replay_after(&self, tenant_id: Uuid, from: &Positions) -> (Vec<Arc<TenantChange>>, bool) {
+    /// The kept changes of `tenant_id` after `from` (per model), oldest first, and whether
+    /// they are complete (this instance holds everything after `from`).
+    pub fn replay_after(&self, tenant_id: Uuid, from: &ModelPositions) -> (Vec<Arc<TenantChange>>, bool) {
         let replay = self.inner.replay.lock().unwrap_or_else(|e| e.into_inner());
-        let complete = Projection::ALL.iter().all(|&p| replay.dropped[p as usize] <= from[p as usize]);
+        let complete = (0..MODELS.len()).all(|i| replay.dropped[i] <= from[i]);
         let items = replay
             .items
             .iter()
-            .filter(|c| c.tenant_id == tenant_id && c.notice.position > from[c.projection as usize])
+            .filter(|c| {
+                c.tenant_id == tenant_id
+                    && model_index(&c.notice.model).is_some_and(|i| c.notice.position > from[i])
+            })
             .cloned()
             .collect();
         (items, complete)
@@ -480,16 +532,17 @@ impl Freshness {
         let target = [after; 2];
         let mut rx = self.inner.checkpoints.subscribe();
         let deadline = tokio::time::Instant::now() + bound;
-        let mut polled = false;
+        let mut last_poll: Option<tokio::time::Instant> = None;
         loop {
             let known = *rx.borrow_and_update();
             if reaches(&known, &target, of) {
                 return Ok(());
             }
-            if !self.is_live() || !polled {
-                // Once at the start (the notice may have come before we subscribed, or a
-                // standalone process has no notices yet), then while not live.
-                polled = true;
+            // Once at the start (the notice may have come before we subscribed, or this
+            // process hears no notices), then every POLL while notices are not live.
+            let due = last_poll.is_none_or(|t| !self.is_live() && t.elapsed() >= POLL);
+            if due {
+                last_poll = Some(tokio::time::Instant::now());
                 if let Ok(p) = self.read_checkpoints().await {
                     self.merge_checkpoints(p);
                     if reaches(&p, &target, of) {
@@ -497,20 +550,21 @@ impl Freshness {
                     }
                 }
             }
-            let tick = if self.is_live() { bound } else { Duration::from_millis(100) };
-            let wake = (tokio::time::Instant::now() + tick).min(deadline);
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(self.checkpoints());
+            }
+            // Woken by a checkpoint, or within POLL to notice that the stream stopped being live.
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return Err(self.checkpoints()) },
-                _ = tokio::time::sleep_until(wake) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        let known = self.checkpoints();
-                        return if reaches(&known, &target, of) { Ok(()) } else { Err(known) };
-                    }
-                }
+                _ = tokio::time::sleep_until((now + POLL).min(deadline)) => {}
             }
         }
     }
 }
+
+/// How often a read-your-writes wait reads the checkpoints while notices are not live.
+const POLL: Duration = Duration::from_millis(100);
 
 /// Where notices come from.
 #[derive(Clone)]
@@ -614,59 +668,100 @@ impl Freshness {
                 return;
             }
         };
-        let subscribe = async {
-            let all = client.subscribe("cortex.>").await?;
-            let queue = match shared {
-                Some(_) => Some(
-                    client
-                        .queue_subscribe(cortex_events::wire::ALL_CHANGES, CACHE_QUEUE_GROUP.to_owned())
-                        .await?,
-                ),
-                None => None,
-            };
-            Ok::<_, async_nats::SubscribeError>((all, queue))
-        };
-        let (mut all, queue) = match subscribe.await {
+        let _probe = AbortOnDrop(tokio::spawn(self.clone().probe(client.clone())));
+        loop {
+            self.follow_subscriptions(&client, shared.clone()).await;
+            self.lost_notices("the NATS subscription ended");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Receives every notice until the subscription ends; the queue member drops L2 keys.
+    async fn follow_subscriptions(&self, client: &async_nats::Client, shared: Option<SharedDrop>) {
+        use futures::StreamExt;
+        let mut all = match client.subscribe("cortex.>").await {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "cannot subscribe to NATS; caches stay bypassed");
+                tracing::warn!(error = %e, "cannot subscribe to NATS; retrying");
                 return;
             }
         };
-        if let (Some(mut queue), Some(drop)) = (queue, shared) {
-            tokio::spawn(async move {
-                use futures::StreamExt;
-                while let Some(m) = queue.next().await {
-                    shared_drop(&drop, &m.subject, &m.payload);
-                }
-            });
-        }
-        let prober = self.clone();
-        let probe_client = client.clone();
-        let probe = tokio::spawn(async move {
-            // A round trip every fifth of the bound keeps the stream live while NATS answers.
-            let period = (prober.inner.settings.stale_bound / 5).max(Duration::from_millis(100));
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let connected = probe_client.connection_state() == async_nats::connection::State::Connected;
-                let flushed = connected
-                    && matches!(tokio::time::timeout(period, probe_client.flush()).await, Ok(Ok(())));
-                if flushed {
-                    if let Err(e) = prober.confirm_live().await {
-                        tracing::warn!(error = %e, "cannot read the checkpoints after NATS came back; retrying");
+        let queue = match &shared {
+            Some(drop) => {
+                match client
+                    .queue_subscribe(cortex_events::wire::ALL_CHANGES, CACHE_QUEUE_GROUP.to_owned())
+                    .await
+                {
+                    Ok(mut queue) => {
+                        let drop = drop.clone();
+                        Some(AbortOnDrop(tokio::spawn(async move {
+                            while let Some(m) = queue.next().await {
+                                shared_drop(&drop, &m.subject, &m.payload);
+                            }
+                        })))
                     }
-                } else if !connected {
-                    prober.lost_notices("NATS unreachable");
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot join the cache queue group; retrying");
+                        return;
+                    }
                 }
             }
-        });
-        use futures::StreamExt;
+            None => None,
+        };
         while let Some(m) = all.next().await {
             self.receive(&m.subject, &m.payload);
         }
-        probe.abort();
+        drop(queue);
+    }
+
+    /// Keeps the stream live while NATS answers a round trip every fifth of the bound, and
+    /// takes it out of service when notices stop arriving although NATS answers: when the
+    /// checkpoints in PostgreSQL stay ahead of the notified ones for half the bound (a
+    /// projection process that died between commit and publish, or that lost its own link
+    /// to NATS), the instance resynchronises.
+    async fn probe(self, client: async_nats::Client) {
+        let bound = self.inner.settings.stale_bound;
+        let period = (bound / 5).max(Duration::from_millis(100));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut gap: Option<(Instant, Positions)> = None;
+        loop {
+            tick.tick().await;
+            let connected = client.connection_state() == async_nats::connection::State::Connected;
+            let flushed =
+                connected && matches!(tokio::time::timeout(period, client.flush()).await, Ok(Ok(())));
+            if !flushed {
+                if !connected {
+                    self.lost_notices("NATS unreachable");
+                }
+                continue;
+            }
+            if let Ok(stored) = self.read_checkpoints().await {
+                let known = self.checkpoints();
+                gap = match gap {
+                    Some((_, target)) if reaches(&known, &target, &Projection::ALL) => None,
+                    Some((since, _)) if since.elapsed() >= bound / 2 => {
+                        self.lost_notices("the checkpoints in PostgreSQL moved on without notices");
+                        None
+                    }
+                    Some(g) => Some(g),
+                    None if !reaches(&known, &stored, &Projection::ALL) => Some((Instant::now(), stored)),
+                    None => None,
+                };
+            }
+            if let Err(e) = self.confirm_live().await {
+                tracing::warn!(error = %e, "cannot read the checkpoints to resynchronise; retrying");
+            }
+        }
+    }
+}
+
+/// A task that ends with its owner (tasks of a task that is aborted are not).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

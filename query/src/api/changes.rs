@@ -3,7 +3,8 @@
 //!
 //! - `event: change`, `data:` the notice (`{model, ids, position, at}`; empty `ids` = the
 //!   whole model changed, e.g. after a rebuild).
-//! - `id:` a resume token: how far this stream got in each projection. A client that
+//! - `id:` a resume token: how far this stream got in each model (`resources`, `compliance`,
+//!   `policies`: one commit may announce several models at one position). A client that
 //!   reconnects with `Last-Event-ID` (browsers' `EventSource` do so by themselves) gets the
 //!   changes it missed that this instance still holds, then the live ones.
 //! - `event: reset`: changes may have been lost (the client fell behind, or resumed from
@@ -29,23 +30,38 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::QueryState;
-use crate::fresh::{Positions, Projection, TenantChange};
+use crate::fresh::{Live, MODELS, ModelPositions, Projection, TenantChange, model_index};
 
-/// `{resources position}.{compliance position}`.
-fn encode(cursor: &Positions) -> String {
-    format!("{}.{}", cursor[0].token(), cursor[1].token())
+/// `{resources}.{compliance}.{policies}` positions.
+fn encode(cursor: &ModelPositions) -> String {
+    format!("{}.{}.{}", cursor[0].token(), cursor[1].token(), cursor[2].token())
 }
 
-fn decode(text: &str) -> Option<Positions> {
-    let (a, b) = text.trim().split_once('.')?;
-    Some([a.parse::<Position>().ok()?, b.parse::<Position>().ok()?])
+fn decode(text: &str) -> Option<ModelPositions> {
+    let mut parts = text.trim().split('.');
+    let mut cursor = [Position::new(0, 0); 3];
+    for slot in &mut cursor {
+        *slot = parts.next()?.parse().ok()?;
+    }
+    parts.next().is_none().then_some(cursor)
+}
+
+/// The stream's position in each model when it starts: the known checkpoints.
+fn cursor_of(checkpoints: &crate::fresh::Positions) -> ModelPositions {
+    let mut cursor = [Position::new(0, 0); 3];
+    for (i, model) in MODELS.iter().enumerate() {
+        if let Some(p) = Projection::of_model(model) {
+            cursor[i] = checkpoints[p as usize];
+        }
+    }
+    cursor
 }
 
 struct Feed {
     tenant_id: Uuid,
-    rx: broadcast::Receiver<Arc<TenantChange>>,
+    rx: broadcast::Receiver<Live>,
     backlog: VecDeque<Arc<TenantChange>>,
-    cursor: Positions,
+    cursor: ModelPositions,
     reset: Option<String>,
     fresh: crate::fresh::Freshness,
 }
@@ -56,8 +72,9 @@ impl Feed {
             if let Some(reason) = self.reset.take() {
                 // Go on from what is committed now: the client rereads, then follows.
                 let now = self.fresh.checkpoints();
-                for p in Projection::ALL {
-                    self.cursor[p as usize] = self.cursor[p as usize].max(now[p as usize]);
+                let from_now = cursor_of(&now);
+                for (slot, now) in self.cursor.iter_mut().zip(from_now) {
+                    *slot = (*slot).max(now);
                 }
                 let event = Event::default().event("reset").id(encode(&self.cursor)).data(
                     json!({"reason": reason, "checkpoints": {"resources": now[0], "compliance": now[1]}})
@@ -68,7 +85,11 @@ impl Feed {
             let change = match self.backlog.pop_front() {
                 Some(c) => c,
                 None => match self.rx.recv().await {
-                    Ok(c) => c,
+                    Ok(Live::Change(c)) => c,
+                    Ok(Live::Reset(why)) => {
+                        self.reset = Some(why.to_owned());
+                        continue;
+                    }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         self.reset = Some(format!("this stream fell behind by {n} changes"));
                         continue;
@@ -76,11 +97,14 @@ impl Feed {
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
             };
-            let slot = change.projection as usize;
-            if change.tenant_id != self.tenant_id || change.notice.position <= self.cursor[slot] {
+            let Some(slot) = model_index(&change.notice.model) else { continue };
+            // A whole-model notice (empty ids, after a rebuild) may repeat a position already
+            // sent: it always goes out.
+            let whole = change.notice.ids.is_empty();
+            if change.tenant_id != self.tenant_id || (!whole && change.notice.position <= self.cursor[slot]) {
                 continue;
             }
-            self.cursor[slot] = change.notice.position;
+            self.cursor[slot] = self.cursor[slot].max(change.notice.position);
             let event = Event::default().event("change").id(encode(&self.cursor)).data(&*change.json);
             return Some((Ok(event), self));
         }
@@ -90,7 +114,7 @@ impl Feed {
 fn feed(
     state: &QueryState,
     tenant_id: Uuid,
-    last_event_id: Option<Positions>,
+    last_event_id: Option<ModelPositions>,
 ) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
     let fresh = state.cache.freshness().clone();
     // Subscribed before the backlog is taken: nothing falls between the two (duplicates are
@@ -102,7 +126,7 @@ fn feed(
             let reset = (!complete).then(|| "resumed from further back than this instance holds".to_owned());
             (items.into(), from, reset)
         }
-        None => (VecDeque::new(), fresh.checkpoints(), None),
+        None => (VecDeque::new(), cursor_of(&fresh.checkpoints()), None),
     };
     futures::stream::unfold(Feed { tenant_id, rx, backlog, cursor, reset, fresh }, Feed::next)
 }
@@ -139,9 +163,10 @@ mod tests {
 
     #[test]
     fn resume_ids_round_trip_and_reject_junk() {
-        let c = [Position::new(1, 2), Position::new(3, 4)];
+        let c = [Position::new(1, 2), Position::new(3, 4), Position::new(5, 6)];
         assert_eq!(decode(&encode(&c)), Some(c));
         assert_eq!(decode("nope"), None);
-        assert_eq!(decode("00.11"), None);
+        assert_eq!(decode("00.11.22"), None);
+        assert_eq!(decode(&format!("{}.x", encode(&c))), None);
     }
 }

@@ -100,18 +100,34 @@ impl QueryState {
     /// bound, else 503 naming how far behind each one is.
     pub async fn caught_up(&self, of: &[Projection], after: Position) -> Result<(), ApiError> {
         let fresh = self.cache.freshness();
+        // A position beyond the log's head was never answered by a command of this store: a
+        // client error, not a wait.
+        if !crate::fresh::reaches(&fresh.checkpoints(), &[after; 2], of)
+            && let Ok(Some(head)) = self.reads.head().await
+            && after > head
+        {
+            return Err(ApiError::invalid_field(
+                "X-Cortex-After",
+                format!(
+                    "position {} is beyond the end of the log: not a position this service answered",
+                    after.token()
+                ),
+            ));
+        }
         let Err(known) = fresh.wait_for(of, after, self.settings.after_wait).await else {
             return Ok(());
         };
-        let mut behind = Vec::new();
-        for &p in of {
-            let at = known[p as usize];
-            if at < after {
-                let events = self.reads.events_between(at, after).await;
-                behind.push(json!({"projection": p.name(), "position": at.token(), "events_behind": events}));
-            }
-        }
-        let names: Vec<&str> = behind.iter().filter_map(|b| b["projection"].as_str()).collect();
+        let lagging: Vec<Projection> = of.iter().copied().filter(|p| known[*p as usize] < after).collect();
+        let counts = futures::future::join_all(
+            lagging.iter().map(|p| self.reads.events_between(known[*p as usize], after)),
+        )
+        .await;
+        let behind: Vec<_> = lagging
+            .iter()
+            .zip(counts)
+            .map(|(p, events)| json!({"projection": p.name(), "position": known[*p as usize].token(), "events_behind": events}))
+            .collect();
+        let names: Vec<&str> = lagging.iter().map(|p| p.name()).collect();
         Err(ApiError::NotCaughtUp {
             retry_after: RETRY_AFTER,
             detail: format!(

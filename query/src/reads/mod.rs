@@ -124,6 +124,12 @@ impl Reads {
         &self.pool
     }
 
+    /// The last position of the log.
+    #[tracing::instrument(skip(self))]
+    pub async fn head(&self) -> Result<Option<Position>, ReadError> {
+        Ok(self.store.head().await?)
+    }
+
     /// How many events of the log lie in `(from, to]`, when the store counts cheaply and
     /// answers within half a second (for the lag a read-your-writes timeout reports).
     #[tracing::instrument(skip(self))]

@@ -32,6 +32,11 @@ use uuid::Uuid;
 
 use crate::helpers::Answer;
 
+/// The machine's Redis (`CORTEX_TEST_REDIS_URL`, default 127.0.0.1:6379).
+pub fn shared_redis_url() -> String {
+    std::env::var("CORTEX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
 /// Where the fleet's shared cache is.
 pub enum L2 {
     /// The machine's Redis (`CORTEX_TEST_REDIS_URL`, default 127.0.0.1:6379).
@@ -159,6 +164,20 @@ impl Fleet {
     /// Starts both projection runners, publishing on the fleet's NATS.
     pub async fn start_projections(&mut self) {
         let notifier = Notifier::nats(&format!("nats://127.0.0.1:{}", self.nats.port)).await.unwrap();
+        self.start_projections_with(notifier);
+    }
+
+    /// Replaces the runners by ones that publish nothing (a projection process that lost
+    /// its own link to NATS, or died between commit and publish, every time).
+    pub async fn silence_projections(&mut self) {
+        for r in self.runners.drain(..) {
+            r.abort();
+            let _ = r.await;
+        }
+        self.start_projections_with(Notifier::Off);
+    }
+
+    fn start_projections_with(&mut self, notifier: Notifier) {
         let settings = RunnerSettings { batch_wait: Duration::from_millis(2), ..RunnerSettings::default() };
         let url = self.db.url.clone();
         let (store, pool) = (self.store.clone(), self.db.pool.clone());

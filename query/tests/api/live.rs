@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    fleet::{Fleet, L2, Options},
-    helpers::{STORAGE, record},
+    fleet::{Fleet, L2, Options, shared_redis_url},
+    helpers::{STORAGE, allowed_locations, record},
 };
 
 fn storage(name: &str, env: &str) -> Value {
@@ -27,11 +27,19 @@ fn hits(fleet: &Fleet, i: usize) -> u64 {
     s.l1_hits.load(Relaxed) + s.l2_hits.load(Relaxed)
 }
 
-/// Reads the entry of `key` from a RESP server directly.
+/// Reads the entry of `key` from a RESP server directly, waiting up to a second for it (L2
+/// writes are off the request path).
 async fn l2_get(url: &str, key: &str) -> Option<Vec<u8>> {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-    redis::cmd("GET").arg(key).query_async::<Option<Vec<u8>>>(&mut conn).await.ok().flatten()
+    for _ in 0..50 {
+        let found = redis::cmd("GET").arg(key).query_async::<Option<Vec<u8>>>(&mut conn).await.ok().flatten();
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 #[tokio::test]
@@ -51,7 +59,7 @@ async fn a_change_is_invalidated_in_every_instance_and_in_the_shared_cache() {
         assert!(hits(&fleet, i) >= before + 2, "instance {i} did not serve from its cache");
     }
     let key = format!("cx:v1:{}:r:{id}", fleet.tenant_id);
-    assert!(l2_get("redis://127.0.0.1:6379/", &key).await.is_some(), "the entry never reached L2");
+    assert!(l2_get(&shared_redis_url(), &key).await.is_some(), "the entry never reached L2");
 
     let (_, rev2, _) = fleet.register(&storage("stcoherent", "prod")).await;
     assert_eq!(rev2, rev + 1);
@@ -63,11 +71,6 @@ async fn a_change_is_invalidated_in_every_instance_and_in_the_shared_cache() {
             .poll(i, list, Duration::from_secs(5), |a| a.body["items"].as_array().is_some_and(Vec::is_empty))
             .await;
         assert!(seen, "instance {i}'s list still shows the old tag: {}", a.body);
-    }
-    // The shared tier holds nothing older than the change: dropped, or rebuilt since.
-    if let Some(raw) = l2_get("redis://127.0.0.1:6379/", &key).await {
-        let body = String::from_utf8_lossy(&raw);
-        assert!(body.contains("\"prod\""), "L2 still holds the old answer: {body}");
     }
     fleet.drop().await;
 }
@@ -124,6 +127,14 @@ async fn read_your_writes_waits_for_the_projections_then_answers_or_503s_with_th
     );
     let a = fleet.get(0, &format!("{path}?after={position}"), Some(&position)).await;
     assert_eq!(a.status, 400, "{}", a.body);
+    let beyond = format!("{:016x}{:016x}", u64::MAX >> 1, 0);
+    let a = fleet.get(0, &path, Some(&beyond)).await;
+    assert_eq!(
+        (a.status, a.body["errors"][0]["pointer"].as_str()),
+        (400, Some("X-Cortex-After")),
+        "{}",
+        a.body
+    );
     let a = fleet.get(0, "/v1/resources?after=zz", None).await;
     assert_eq!((a.status, a.body["errors"][0]["pointer"].as_str()), (400, Some("/after")), "{}", a.body);
     fleet.drop().await;
@@ -191,15 +202,7 @@ async fn with_the_cache_down_reads_come_from_postgresql_and_the_cache_comes_back
     tokio::time::sleep(cortex_query::cache::L2_BACKOFF + Duration::from_millis(200)).await;
     let (_, rev3, position3) = fleet.register(&storage("stl2", "test")).await;
     assert_eq!(revision(&fleet.get(0, &path, Some(&position3)).await), rev3);
-    let mut stored = None;
-    for _ in 0..50 {
-        stored = l2_get(&l2_url, &key).await;
-        if stored.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let stored = stored.expect("the answer never reached the restarted cache");
+    let stored = l2_get(&l2_url, &key).await.expect("the answer never reached the restarted cache");
     assert!(String::from_utf8_lossy(&stored).contains("\"test\""));
     assert_eq!(fleet.get(0, "/readyz", None).await.body["dependencies"]["cache"]["status"], "ok");
     fleet.drop().await;
@@ -247,6 +250,16 @@ impl Events {
             }
             let chunk = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??.ok()?;
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next `change` event of `model` naming `id`.
+    async fn change_for_model(&mut self, id: Uuid, model: &str) -> (String, Value) {
+        loop {
+            let (event_id, data) = self.change_for(id, None).await;
+            if data["model"] == model {
+                return (event_id, data);
+            }
         }
     }
 
@@ -298,10 +311,19 @@ async fn the_change_stream_delivers_each_tenants_changes_with_heartbeats_and_res
         .await;
     let foreign = Uuid::parse_str(a.body["resource_id"].as_str().unwrap()).unwrap();
     let (id, _, position) = fleet.register(&storage("stlive", "dev")).await;
-    let (event_id, data) = events.change_for(id, Some(foreign)).await;
+    let (_, data) = events.change_for(id, Some(foreign)).await;
     assert_eq!(data["model"], "resources");
     assert!(data["position"].as_str().unwrap() >= position.as_str(), "{data}");
     assert!(data["at"].is_string());
+    // One commit announcing two models at one position: both arrive.
+    let policy = fleet.post("/v1/policies", &allowed_locations("locations", &["westeurope"])).await;
+    let policy_id = Uuid::parse_str(policy.body["policy_id"].as_str().unwrap()).unwrap();
+    let result =
+        json!({"resource_id": id, "policy_id": policy_id, "state": "non_compliant", "source": "scanner"});
+    assert_eq!(fleet.post("/v1/evaluations", &result).await.status, 201);
+    let (_, on_resource) = events.change_for_model(id, "compliance").await;
+    let (event_id, on_policy) = events.change_for_model(policy_id, "policies").await;
+    assert_eq!(on_resource["position"], on_policy["position"], "the result and the counts are one commit");
     drop(events);
 
     // Missed while disconnected, delivered on resume.
@@ -332,6 +354,54 @@ async fn readyz_reports_each_dependency() {
         "{}",
         a.body
     );
+    fleet.drop().await;
+}
+
+#[tokio::test]
+async fn notices_that_stop_while_nats_answers_still_hold_the_stale_bound() {
+    let bound = Duration::from_secs(2);
+    let mut fleet = Fleet::start(Options { instances: 1, stale_bound: bound, ..Options::default() }).await;
+    let (id, rev, position) = fleet.register(&storage("stsilent", "dev")).await;
+    let path = format!("/v1/resources/{id}");
+    assert_eq!(revision(&fleet.get(0, &path, Some(&position)).await), rev);
+    let before = hits(&fleet, 0);
+    assert_eq!(revision(&fleet.get(0, &path, None).await), rev);
+    assert!(hits(&fleet, 0) > before, "not cached");
+
+    // The projections commit but publish nothing; NATS itself still answers this instance.
+    fleet.silence_projections().await;
+    let (_, rev2, _) = fleet.register(&storage("stsilent", "prod")).await;
+    let changed = Instant::now();
+    let (a, seen) = fleet.poll(0, &path, bound + Duration::from_secs(2), |a| revision(a) == rev2).await;
+    assert!(seen, "still stale {:?} after a change whose notice never came: {}", changed.elapsed(), a.body);
+    fleet.drop().await;
+}
+
+#[tokio::test]
+async fn disabling_a_policy_changes_a_cached_resource_that_only_has_a_non_counting_result() {
+    let fleet = Fleet::start(Options { instances: 1, ..Options::default() }).await;
+    let policy = fleet.post("/v1/policies", &allowed_locations("locations", &["westeurope"])).await;
+    assert_eq!(policy.status, 201, "{}", policy.body);
+    let policy_id = policy.body["policy_id"].as_str().unwrap().to_owned();
+    let (id, _, _) = fleet.register(&storage("stna", "dev")).await;
+    let result =
+        json!({"resource_id": id, "policy_id": policy_id, "state": "not_applicable", "source": "scanner"});
+    let answer = fleet.post("/v1/evaluations", &result).await;
+    assert!(matches!(answer.status, 200 | 201), "{}", answer.body);
+    let position = answer.body["position"].as_str().unwrap().to_owned();
+    let path = format!("/v1/resources/{id}");
+    let a = fleet.get(0, &path, Some(&position)).await;
+    assert_eq!(a.body["compliance"].as_array().map(Vec::len), Some(1), "{}", a.body);
+    assert_eq!(fleet.get(0, &path, None).await.body["compliance"].as_array().map(Vec::len), Some(1));
+
+    let disabled = fleet.post(&format!("/v1/policies/{policy_id}/disable"), &json!({})).await;
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    let (a, seen) = fleet
+        .poll(0, &path, Duration::from_secs(5), |a| {
+            a.body["compliance"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await;
+    assert!(seen, "a disabled policy's result is still shown: {}", a.body);
     fleet.drop().await;
 }
 
