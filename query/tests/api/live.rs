@@ -254,9 +254,9 @@ impl Events {
     }
 
     /// The next `change` event of `model` naming `id`.
-    async fn change_for_model(&mut self, id: Uuid, model: &str) -> (String, Value) {
+    async fn change_for_model(&mut self, id: Uuid, model: &str, forbidden: Option<Uuid>) -> (String, Value) {
         loop {
-            let (event_id, data) = self.change_for(id, None).await;
+            let (event_id, data) = self.change_for(id, forbidden).await;
             if data["model"] == model {
                 return (event_id, data);
             }
@@ -265,9 +265,11 @@ impl Events {
 
     /// The next `change` event naming `id`, skipping others (and failing on `forbidden`).
     async fn change_for(&mut self, id: Uuid, forbidden: Option<Uuid>) -> (String, Value) {
+        // Heartbeats keep a stream busy: the deadline is for the whole search.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let (event, event_id, data, _) =
-                self.next(Duration::from_secs(5)).await.expect("a change within 5 s");
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (event, event_id, data, _) = self.next(left).await.expect("the change within 10 s");
             if event != "change" {
                 continue;
             }
@@ -311,8 +313,7 @@ async fn the_change_stream_delivers_each_tenants_changes_with_heartbeats_and_res
         .await;
     let foreign = Uuid::parse_str(a.body["resource_id"].as_str().unwrap()).unwrap();
     let (id, _, position) = fleet.register(&storage("stlive", "dev")).await;
-    let (_, data) = events.change_for(id, Some(foreign)).await;
-    assert_eq!(data["model"], "resources");
+    let (_, data) = events.change_for_model(id, "resources", Some(foreign)).await;
     assert!(data["position"].as_str().unwrap() >= position.as_str(), "{data}");
     assert!(data["at"].is_string());
     // One commit announcing two models at one position: both arrive.
@@ -320,9 +321,19 @@ async fn the_change_stream_delivers_each_tenants_changes_with_heartbeats_and_res
     let policy_id = Uuid::parse_str(policy.body["policy_id"].as_str().unwrap()).unwrap();
     let result =
         json!({"resource_id": id, "policy_id": policy_id, "state": "non_compliant", "source": "scanner"});
-    assert_eq!(fleet.post("/v1/evaluations", &result).await.status, 201);
-    let (_, on_resource) = events.change_for_model(id, "compliance").await;
-    let (event_id, on_policy) = events.change_for_model(policy_id, "policies").await;
+    let evaluated = fleet.post("/v1/evaluations", &result).await;
+    assert_eq!(evaluated.status, 201);
+    let at = evaluated.body["position"].as_str().unwrap().to_owned();
+    // The first notices of each model at or after the evaluation (earlier ones announced the
+    // registration and the policy's creation).
+    let mut on_resource = Value::Null;
+    while on_resource["position"].as_str().is_none_or(|p| p < at.as_str()) {
+        on_resource = events.change_for_model(id, "compliance", None).await.1;
+    }
+    let (mut event_id, mut on_policy) = (String::new(), Value::Null);
+    while on_policy["position"].as_str().is_none_or(|p| p < at.as_str()) {
+        (event_id, on_policy) = events.change_for_model(policy_id, "policies", None).await;
+    }
     assert_eq!(on_resource["position"], on_policy["position"], "the result and the counts are one commit");
     drop(events);
 
