@@ -53,6 +53,8 @@ pub struct Args {
 struct Tally {
     delays: Vec<f64>,
     answers: Vec<f64>,
+    /// Time from the answer until a poller was free (part of the delay).
+    waits: Vec<f64>,
     invisible: u64,
     errors: u64,
     gets: u64,
@@ -106,7 +108,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         } else {
             storage_account(&pool_tag, i % args.pool, i + 1)
         };
-        let (client, api, tally, pollers) = (client.clone(), args.api.clone(), tally.clone(), pollers.clone());
+        let (client, api, tally, pollers) =
+            (client.clone(), args.api.clone(), tally.clone(), pollers.clone());
         tasks.spawn(async move {
             let t0 = Instant::now();
             let written = write(&client, &api, &record).await;
@@ -116,8 +119,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 Ok(w) => w,
                 Err(e) => return tally.lock().unwrap().error(e),
             };
-            tally.lock().unwrap().answers.push(ms(answered - t0));
             let Ok(_poller) = pollers.acquire().await else { return };
+            {
+                let mut t = tally.lock().unwrap();
+                t.answers.push(ms(answered - t0));
+                t.waits.push(ms(answered.elapsed()));
+            }
             let mut gets = 0;
             let outcome = loop {
                 gets += 1;
@@ -148,9 +155,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let delays = Delays::new(t.delays);
     let answers = Delays::new(t.answers);
+    let waits = Delays::new(t.waits);
     println!(
         "RESULT rate={:.1} sent={sent} dropped={dropped} answered={} errors={} count={} invisible={} \
-         p50={} p99={} max={} post_p50={} post_p99={} gets_per_s={:.0} poll_ms={} pollers={}",
+         p50={} p99={} max={} post_p50={} post_p99={} wait_p50={} wait_p99={} gets_per_s={:.0} poll_ms={} pollers={}",
         sent as f64 / sending.as_secs_f64(),
         answers.count(),
         t.errors,
@@ -161,6 +169,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         fmt(delays.max()),
         fmt(answers.percentile(50.0)),
         fmt(answers.percentile(99.0)),
+        fmt(waits.percentile(50.0)),
+        fmt(waits.percentile(99.0)),
         t.gets as f64 / sending.as_secs_f64(),
         args.poll_ms,
         args.pollers,

@@ -55,7 +55,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let id_paths: Vec<String> = warm.iter().map(|id| format!("/v1/resources/{id}")).collect();
     std::fs::write(args.out.join("ids.paths"), lines(&id_paths))?;
-    let list_paths: Vec<String> = types.iter().map(|t| format!("/v1/resources?type={}&limit=50", encode(t))).collect();
+    let list_paths: Vec<String> =
+        types.iter().map(|t| format!("/v1/resources?type={}&limit=50", encode(t))).collect();
     std::fs::write(args.out.join("list.paths"), lines(&list_paths))?;
 
     // Each warm id once, so that every request of the measured run is a repeat.

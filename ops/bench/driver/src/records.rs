@@ -73,7 +73,11 @@ pub async fn write(client: &reqwest::Client, api: &Api, record: &Value) -> anyho
 }
 
 /// `POST /v1/resources:batch` with up to 1,000 records; the resource ids in order.
-pub async fn write_batch(client: &reqwest::Client, api: &Api, records: Vec<Value>) -> anyhow::Result<Vec<String>> {
+pub async fn write_batch(
+    client: &reqwest::Client,
+    api: &Api,
+    records: Vec<Value>,
+) -> anyhow::Result<Vec<String>> {
     let resp = client
         .post(api.at("/v1/resources:batch"))
         .bearer_auth(&api.key)
@@ -96,8 +100,13 @@ pub async fn write_batch(client: &reqwest::Client, api: &Api, records: Vec<Value
 }
 
 /// The revision a plain `GET /v1/resources/{id}` shows now (`None` while it is not there).
-pub async fn visible_revision(client: &reqwest::Client, api: &Api, resource_id: &str) -> anyhow::Result<Option<u64>> {
-    let resp = client.get(api.at(&format!("/v1/resources/{resource_id}"))).bearer_auth(&api.key).send().await?;
+pub async fn visible_revision(
+    client: &reqwest::Client,
+    api: &Api,
+    resource_id: &str,
+) -> anyhow::Result<Option<u64>> {
+    let resp =
+        client.get(api.at(&format!("/v1/resources/{resource_id}"))).bearer_auth(&api.key).send().await?;
     match resp.status().as_u16() {
         200 => {
             let body: Value = resp.json().await?;
@@ -109,7 +118,12 @@ pub async fn visible_revision(client: &reqwest::Client, api: &Api, resource_id: 
 }
 
 /// Waits until every id is visible through a plain GET (up to `limit`).
-pub async fn await_visible(client: &reqwest::Client, api: &Api, ids: &[String], limit: Duration) -> anyhow::Result<()> {
+pub async fn await_visible(
+    client: &reqwest::Client,
+    api: &Api,
+    ids: &[String],
+    limit: Duration,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + limit;
     for id in ids {
         while visible_revision(client, api, id).await?.is_none() {

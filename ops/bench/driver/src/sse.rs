@@ -163,7 +163,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(e) = results.iter().find_map(|r| r.error.clone()) {
         eprintln!("sse: first client error: {e}");
     }
-    let kb = |m: Option<(u64, u64)>, hwm: bool| m.map_or_else(|| "-".into(), |(rss, peak)| (if hwm { peak } else { rss }).to_string());
+    let kb = |m: Option<(u64, u64)>, hwm: bool| {
+        m.map_or_else(|| "-".into(), |(rss, peak)| (if hwm { peak } else { rss }).to_string())
+    };
     println!(
         "RESULT clients={} connected={} failed={} ended_early={} connect_s={:.1} writes={written} events={} \
          per_client_min={} per_client_mean={:.1} per_client_max={} p50={} p99={} max={} \
@@ -472,10 +474,9 @@ mod tests {
                 let at = chrono::Utc::now().to_rfc3339();
                 let changes = (0..3).map(move |i| {
                     Ok::<_, std::convert::Infallible>(
-                        Event::default()
-                            .event("change")
-                            .id(format!("p{i}"))
-                            .data(format!(r#"{{"model":"resources","ids":[],"position":"{i:032x}","at":"{at}"}}"#)),
+                        Event::default().event("change").id(format!("p{i}")).data(format!(
+                            r#"{{"model":"resources","ids":[],"position":"{i:032x}","at":"{at}"}}"#
+                        )),
                     )
                 });
                 Sse::new(stream::iter(changes).chain(stream::pending()))
