@@ -2,10 +2,12 @@
 //! slow answer does not slow the sender; past `max_inflight` unanswered ones a tick is
 //! dropped and counted). Most are updates of the driver's own pool of resources (a tag
 //! changes: a new revision), one in `new_every` registers a new resource. For each answer
-//! (`resource_id`, `revision`) a poller sends plain `GET /v1/resources/{id}` — no
-//! `X-Cortex-After` — every `poll_ms` until the body's `revision` reaches the answered one:
-//! the delay is from the command's answer to the arrival of the first GET that shows it (so
-//! it includes that GET's own latency; its resolution is the poll interval).
+//! (`resource_id`, `revision`) of a uniform sample, one in `track_every`, a poller sends
+//! plain `GET /v1/resources/{id}` — no `X-Cortex-After` — every `poll_ms` until the body's
+//! `revision` reaches the answered one: the delay is from the command's answer to the
+//! arrival of the first GET that shows it (so it includes that GET's own latency; its
+//! resolution is the poll interval). At most `pollers` writes are polled at once; the wait
+//! for a free poller is part of the delay and reported on its own.
 
 use std::{
     sync::{Arc, Mutex},
@@ -39,8 +41,12 @@ pub struct Args {
     #[arg(long, default_value_t = 2.0)]
     poll_ms: f64,
     /// Most writes being polled at once (the others wait for a poller; their wait counts).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 256)]
     pollers: usize,
+    /// Poll one write in this many (a uniform sample: fewer pending writes, so fewer GETs
+    /// competing with the commands and fewer waits for a poller).
+    #[arg(long, default_value_t = 2)]
+    track_every: u64,
     /// Most commands awaiting their answer; a tick finding this many is dropped.
     #[arg(long, default_value_t = 512)]
     max_inflight: usize,
@@ -110,6 +116,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         let (client, api, tally, pollers) =
             (client.clone(), args.api.clone(), tally.clone(), pollers.clone());
+        let track_every = args.track_every.max(1);
         tasks.spawn(async move {
             let t0 = Instant::now();
             let written = write(&client, &api, &record).await;
@@ -119,6 +126,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 Ok(w) => w,
                 Err(e) => return tally.lock().unwrap().error(e),
             };
+            if i % track_every != 0 {
+                return tally.lock().unwrap().answers.push(ms(answered - t0));
+            }
             let Ok(_poller) = pollers.acquire().await else { return };
             {
                 let mut t = tally.lock().unwrap();
@@ -158,7 +168,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let waits = Delays::new(t.waits);
     println!(
         "RESULT rate={:.1} sent={sent} dropped={dropped} answered={} errors={} count={} invisible={} \
-         p50={} p99={} max={} post_p50={} post_p99={} wait_p50={} wait_p99={} gets_per_s={:.0} poll_ms={} pollers={}",
+         p50={} p99={} max={} post_p50={} post_p99={} wait_p50={} wait_p99={} gets_per_s={:.0} poll_ms={} pollers={} track_every={}",
         sent as f64 / sending.as_secs_f64(),
         answers.count(),
         t.errors,
@@ -174,6 +184,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         t.gets as f64 / sending.as_secs_f64(),
         args.poll_ms,
         args.pollers,
+        args.track_every.max(1),
     );
     Ok(())
 }
