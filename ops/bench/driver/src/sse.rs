@@ -60,6 +60,8 @@ pub struct ClientResult {
     pub error: Option<String>,
     /// `change` events received while recording.
     pub events: u64,
+    /// `reset` events received while recording (the stream fell behind: reread, follow).
+    pub resets: u64,
     /// Their delays, ms.
     pub delays: Vec<f32>,
 }
@@ -71,6 +73,7 @@ pub struct Board {
     pub connected: AtomicU64,
     pub failed: AtomicU64,
     pub events: AtomicU64,
+    pub resets: AtomicU64,
     pub recording: AtomicBool,
 }
 
@@ -167,7 +170,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         m.map_or_else(|| "-".into(), |(rss, peak)| (if hwm { peak } else { rss }).to_string())
     };
     println!(
-        "RESULT clients={} connected={} failed={} ended_early={} connect_s={:.1} writes={written} events={} \
+        "RESULT clients={} connected={} failed={} ended_early={} connect_s={:.1} writes={written} events={} resets={} \
          per_client_min={} per_client_mean={:.1} per_client_max={} p50={} p99={} max={} \
          rss_before_kb={} rss_connected_kb={} rss_after_kb={} hwm_kb={}",
         args.clients,
@@ -176,6 +179,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         summary.ended_early,
         connect_time.as_secs_f64(),
         summary.events,
+        summary.resets,
         summary.min,
         summary.mean,
         summary.max,
@@ -255,7 +259,14 @@ async fn listen(
             _ = stop.wait_for(|s| *s) => break,
             chunk = resp.chunk() => match chunk {
                 Ok(Some(bytes)) => parser.feed(&bytes, |event, data| {
-                    if event != "change" || !board.recording.load(Ordering::Relaxed) {
+                    if !board.recording.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if event == "reset" {
+                        result.resets += 1;
+                        board.resets.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if event != "change" {
                         return;
                     }
                     result.events += 1;
@@ -364,6 +375,7 @@ struct Summary {
     failed: usize,
     ended_early: usize,
     events: u64,
+    resets: u64,
     min: u64,
     max: u64,
     mean: f64,
@@ -379,6 +391,7 @@ impl Summary {
             failed: results.len() - connected.len(),
             ended_early: connected.iter().filter(|r| r.ended_early).count(),
             events,
+            resets: connected.iter().map(|r| r.resets).sum(),
             min: connected.iter().map(|r| r.events).min().unwrap_or(0),
             max: connected.iter().map(|r| r.events).max().unwrap_or(0),
             mean: if connected.is_empty() { 0.0 } else { events as f64 / connected.len() as f64 },
@@ -479,6 +492,8 @@ mod tests {
                         )),
                     )
                 });
+                let reset = Event::default().event("reset").data("fell behind");
+                let changes = changes.chain(std::iter::once(Ok(reset)));
                 Sse::new(stream::iter(changes).chain(stream::pending()))
                     .keep_alive(KeepAlive::new().interval(Duration::from_millis(10)))
             }),
@@ -493,7 +508,9 @@ mod tests {
         let (stop, stopped) = watch::channel(false);
         let handles = open(&stream_client().unwrap(), &api, 20, 5, &board, &stopped);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while board.events.load(Ordering::Relaxed) < 60 && Instant::now() < deadline {
+        while (board.events.load(Ordering::Relaxed) < 60 || board.resets.load(Ordering::Relaxed) < 20)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         stop.send(true).unwrap();
@@ -503,7 +520,7 @@ mod tests {
         }
         let s = Summary::of(&results);
         assert_eq!((s.connected, s.failed, s.ended_early), (20, 0, 0));
-        assert_eq!((s.min, s.max, s.events), (3, 3, 60));
+        assert_eq!((s.min, s.max, s.events, s.resets), (3, 3, 60, 20));
         assert_eq!(s.delays.count(), 60);
     }
 }
