@@ -17,6 +17,7 @@ use std::{
 use tokio::{sync::Semaphore, task::JoinSet, time::MissedTickBehavior};
 
 use crate::{
+    procfs::Cpu,
     records::{Api, await_visible, client, storage_account, visible_revision, write, write_batch},
     stats::{Delays, fmt},
 };
@@ -50,6 +51,9 @@ pub struct Args {
     /// Most commands awaiting their answer; a tick finding this many is dropped.
     #[arg(long, default_value_t = 512)]
     max_inflight: usize,
+    /// The `cortex serve` process whose CPU use is reported.
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// A write not visible this many seconds after its answer counts as never visible.
     #[arg(long, default_value_t = 5)]
     visible_within: u64,
@@ -101,6 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut tasks = JoinSet::new();
     let (mut sent, mut dropped) = (0u64, 0u64);
+    let cpu = Cpu::start(args.server_pid);
     let started = Instant::now();
     for i in 0..total {
         ticker.tick().await;
@@ -157,6 +162,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         while tasks.try_join_next().is_some() {}
     }
     let sending = started.elapsed();
+    let (server_cpu, driver_cpu) = cpu.cores();
     while tasks.join_next().await.is_some() {}
 
     let t = std::mem::take(&mut *tally.lock().unwrap());
@@ -168,7 +174,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let waits = Delays::new(t.waits);
     println!(
         "RESULT rate={:.1} sent={sent} dropped={dropped} answered={} errors={} count={} invisible={} \
-         p50={} p99={} max={} post_p50={} post_p99={} wait_p50={} wait_p99={} gets_per_s={:.0} poll_ms={} pollers={} track_every={}",
+         p50={} p99={} max={} post_p50={} post_p99={} wait_p50={} wait_p99={} gets_per_s={:.0} poll_ms={} pollers={} track_every={} server_cpu={} driver_cpu={}",
         sent as f64 / sending.as_secs_f64(),
         answers.count(),
         t.errors,
@@ -185,6 +191,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.poll_ms,
         args.pollers,
         args.track_every.max(1),
+        fmt(server_cpu),
+        fmt(driver_cpu),
     );
     Ok(())
 }

@@ -15,6 +15,7 @@
 mod freshness;
 mod hello;
 mod prepare;
+mod procfs;
 mod records;
 mod sse;
 mod stats;

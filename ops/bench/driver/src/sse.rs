@@ -4,7 +4,8 @@
 //! receives, the delay is its arrival time minus the event's `at` (RFC 3339, set by the
 //! projection runner right after the commit; same machine, same clock). The server's
 //! memory (VmRSS, VmHWM of `--server-pid`) is read before the clients connect, once they
-//! all are, and at the end.
+//! all are, and at the end; the CPU the server and the driver used while recording (both
+//! share the machine).
 
 use std::{
     sync::{
@@ -23,6 +24,7 @@ use tokio::{
 };
 
 use crate::{
+    procfs::{Cpu, memory, open_files_limit},
     records::{Api, await_visible, client, storage_account, write, write_batch},
     stats::{Delays, fmt},
 };
@@ -139,6 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     board.recording.store(true, Ordering::SeqCst);
+    let cpu = Cpu::start(args.server_pid);
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let total = (args.rate * args.seconds as f64).round() as u64;
@@ -155,6 +158,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Deliveries of the last commits.
     tokio::time::sleep(Duration::from_secs(2)).await;
     board.recording.store(false, Ordering::SeqCst);
+    let (server_cpu, driver_cpu) = cpu.cores();
     let rss_after = args.server_pid.and_then(memory);
     let _ = stop.send(true);
 
@@ -172,7 +176,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "RESULT clients={} connected={} failed={} ended_early={} connect_s={:.1} writes={written} events={} resets={} \
          per_client_min={} per_client_mean={:.1} per_client_max={} p50={} p99={} max={} \
-         rss_before_kb={} rss_connected_kb={} rss_after_kb={} hwm_kb={}",
+         rss_before_kb={} rss_connected_kb={} rss_after_kb={} hwm_kb={} server_cpu={} driver_cpu={}",
         args.clients,
         summary.connected,
         summary.failed,
@@ -190,6 +194,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         kb(rss_connected, false),
         kb(rss_after, false),
         kb(rss_after, true),
+        fmt(server_cpu),
+        fmt(driver_cpu),
     );
     Ok(())
 }
@@ -402,25 +408,6 @@ impl Summary {
     }
 }
 
-/// (VmRSS, VmHWM) of a process, kB.
-fn memory(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-/// This process's soft limit of open files.
-fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,13 +452,6 @@ mod tests {
         let later = r#"{"at":"2026-01-01T00:00:01Z"}"#;
         assert_eq!(delay_ms(later, now), Some(0.0));
         assert_eq!(delay_ms("not json", now), None);
-    }
-
-    #[test]
-    fn memory_of_this_process_is_readable() {
-        let (rss, hwm) = memory(std::process::id()).expect("VmRSS and VmHWM");
-        assert!(rss > 0 && hwm >= rss);
-        assert!(open_files_limit().is_some());
     }
 
     /// Many clients on one tiny SSE server: every client connects and reads every change
