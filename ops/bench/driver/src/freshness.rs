@@ -162,7 +162,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         while tasks.try_join_next().is_some() {}
     }
     let sending = started.elapsed();
-    let (server_cpu, driver_cpu) = cpu.cores();
+    let cores = cpu.cores();
     while tasks.join_next().await.is_some() {}
 
     let t = std::mem::take(&mut *tally.lock().unwrap());
@@ -174,7 +174,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let waits = Delays::new(t.waits);
     println!(
         "RESULT rate={:.1} sent={sent} dropped={dropped} answered={} errors={} count={} invisible={} \
-         p50={} p99={} max={} post_p50={} post_p99={} wait_p50={} wait_p99={} gets_per_s={:.0} poll_ms={} pollers={} track_every={} server_cpu={} driver_cpu={}",
+         p50={} p99={} max={} post_p50={} post_p99={} wait_p50={} wait_p99={} gets_per_s={:.0} poll_ms={} pollers={} track_every={} server_cpu={} driver_cpu={} machine_cpu={}",
         sent as f64 / sending.as_secs_f64(),
         answers.count(),
         t.errors,
@@ -191,8 +191,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.poll_ms,
         args.pollers,
         args.track_every.max(1),
-        fmt(server_cpu),
-        fmt(driver_cpu),
+        fmt(cores.server),
+        fmt(cores.driver),
+        fmt(cores.machine),
     );
     Ok(())
 }

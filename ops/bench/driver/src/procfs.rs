@@ -31,15 +31,33 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Ticks the whole machine was busy (all CPUs: everything but idle and iowait).
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    Some(v.iter().take(8).sum::<u64>() - v.get(3)? - v.get(4)?)
+}
+
 /// Linux's USER_HZ, the unit of /proc's CPU times: 100 on every mainstream configuration.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// CPU used by the server and by this driver over a measurement.
+/// CPU used by the server, by this driver and by the whole machine over a measurement.
 pub struct Cpu {
     server: Option<u32>,
     started: Instant,
     server_ticks: Option<u64>,
     driver_ticks: Option<u64>,
+    machine_ticks: Option<u64>,
+}
+
+/// Cores busy on average over a measurement.
+pub struct Cores {
+    pub server: Option<f64>,
+    pub driver: Option<f64>,
+    /// Everything: the server, the driver, PostgreSQL, NATS, Redis and whatever else runs.
+    pub machine: Option<f64>,
 }
 
 impl Cpu {
@@ -49,19 +67,21 @@ impl Cpu {
             started: Instant::now(),
             server_ticks: server.and_then(|p| cpu_ticks(&p.to_string())),
             driver_ticks: cpu_ticks("self"),
+            machine_ticks: machine_busy_ticks(),
         }
     }
 
-    /// Cores busy on average since `start`: (server, driver).
-    pub fn cores(&self) -> (Option<f64>, Option<f64>) {
+    /// Cores busy on average since `start`.
+    pub fn cores(&self) -> Cores {
         let secs = self.started.elapsed().as_secs_f64();
         let used = |before: Option<u64>, now: Option<u64>| {
             Some(now?.saturating_sub(before?) as f64 / TICKS_PER_SECOND / secs)
         };
-        (
-            used(self.server_ticks, self.server.and_then(|p| cpu_ticks(&p.to_string()))),
-            used(self.driver_ticks, cpu_ticks("self")),
-        )
+        Cores {
+            server: used(self.server_ticks, self.server.and_then(|p| cpu_ticks(&p.to_string()))),
+            driver: used(self.driver_ticks, cpu_ticks("self")),
+            machine: used(self.machine_ticks, machine_busy_ticks()),
+        }
     }
 }
 
@@ -76,7 +96,9 @@ mod tests {
         assert!(open_files_limit().is_some());
         assert!(cpu_ticks("self").is_some());
         let cpu = Cpu::start(Some(std::process::id()));
-        let (server, driver) = cpu.cores();
-        assert!(server.is_some_and(|c| c >= 0.0) && driver.is_some_and(|c| c >= 0.0));
+        let cores = cpu.cores();
+        for c in [cores.server, cores.driver, cores.machine] {
+            assert!(c.is_some_and(|c| c >= 0.0));
+        }
     }
 }

@@ -158,7 +158,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Deliveries of the last commits.
     tokio::time::sleep(Duration::from_secs(2)).await;
     board.recording.store(false, Ordering::SeqCst);
-    let (server_cpu, driver_cpu) = cpu.cores();
+    let cores = cpu.cores();
     let rss_after = args.server_pid.and_then(memory);
     let _ = stop.send(true);
 
@@ -176,7 +176,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "RESULT clients={} connected={} failed={} ended_early={} connect_s={:.1} writes={written} events={} resets={} \
          per_client_min={} per_client_mean={:.1} per_client_max={} p50={} p99={} max={} \
-         rss_before_kb={} rss_connected_kb={} rss_after_kb={} hwm_kb={} server_cpu={} driver_cpu={}",
+         rss_before_kb={} rss_connected_kb={} rss_after_kb={} hwm_kb={} server_cpu={} driver_cpu={} machine_cpu={}",
         args.clients,
         summary.connected,
         summary.failed,
@@ -194,8 +194,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         kb(rss_connected, false),
         kb(rss_after, false),
         kb(rss_after, true),
-        fmt(server_cpu),
-        fmt(driver_cpu),
+        fmt(cores.server),
+        fmt(cores.driver),
+        fmt(cores.machine),
     );
     Ok(())
 }
