@@ -152,7 +152,7 @@ pub struct ProjectionArgs {
     )]
     pub rebuild_batch_size: usize,
     /// Milliseconds the first event of a partial batch waits for more before it is applied.
-    #[arg(long = "projection-batch-wait-ms", env = "CORTEX_PROJECTION_BATCH_WAIT_MS", default_value_t = 20)]
+    #[arg(long = "projection-batch-wait-ms", env = "CORTEX_PROJECTION_BATCH_WAIT_MS", default_value_t = 2)]
     pub batch_wait_ms: u64,
     /// Seconds a subscription may stay silent while the log's head moves before the runner
     /// opens it again.

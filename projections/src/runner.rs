@@ -66,7 +66,7 @@ impl Default for RunnerSettings {
         Self {
             batch_size: 500,
             rebuild_batch_size: REBUILD_BATCH_SIZE,
-            batch_wait: Duration::from_millis(20),
+            batch_wait: Duration::from_millis(2),
             standby_poll: Duration::from_secs(1),
             watchdog: Duration::from_secs(5),
             max_backoff: Duration::from_secs(10),
