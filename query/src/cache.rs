@@ -182,7 +182,9 @@ impl Cache {
     /// a built answer is stored in both levels unless a change overtook its read.
     /// `of` names the projections the read depends on; `after` is a client's read-your-writes
     /// position, which the caller has already waited for.
-    #[tracing::instrument(name = "query.cached", skip_all, fields(tenant_id = %tenant_id))]
+    // Debug level: on a hit this is the whole request, and an INFO span would cost more than
+    // the lookup; the reads under it have spans of their own.
+    #[tracing::instrument(name = "query.cached", level = "debug", skip_all, fields(tenant_id = %tenant_id))]
     pub async fn get_or_build<F, Fut>(
         &self,
         tenant_id: Uuid,
@@ -202,7 +204,7 @@ impl Cache {
         let built = self.fresh.checkpoints();
         let need = |fresh: &Freshness| {
             let mut need = match &key {
-                CacheKey::Entity(entity, id) => fresh.entity_mark(tenant_id, *entity, &id.to_string()),
+                CacheKey::Entity(entity, id) => fresh.entity_mark(tenant_id, *entity, *id),
                 CacheKey::Query { .. } => fresh.generation(tenant_id),
             };
             if let Some(after) = after {

@@ -210,7 +210,7 @@ struct Inner {
     checkpoints: watch::Sender<Positions>,
     floor: RwLock<Positions>,
     tenants: DashMap<Uuid, TenantMarks>,
-    entities: DashMap<(Uuid, Entity, String), (Positions, Instant)>,
+    entities: DashMap<(Uuid, Entity, Uuid), (Positions, Instant)>,
     /// Milliseconds since `epoch` until which the notice stream counts as live.
     live_until: AtomicU64,
     /// Set when notices may have been missed: the next live moment raises the floor first.
@@ -397,7 +397,7 @@ impl Freshness {
 
     /// The latest change an entity entry must include to be served: its own last change,
     /// its tenant's last whole-model change, and the floor.
-    pub fn entity_mark(&self, tenant_id: Uuid, entity: Entity, id: &str) -> Positions {
+    pub fn entity_mark(&self, tenant_id: Uuid, entity: Entity, id: Uuid) -> Positions {
         let mut m = self.floor();
         if let Some(marks) = self.inner.tenants.get(&tenant_id) {
             for p in Projection::ALL {
@@ -407,7 +407,7 @@ impl Freshness {
                 raise(&mut m, Projection::Compliance, marks.policies);
             }
         }
-        if let Some(e) = self.inner.entities.get(&(tenant_id, entity, id.to_owned())) {
+        if let Some(e) = self.inner.entities.get(&(tenant_id, entity, id)) {
             for p in Projection::ALL {
                 raise(&mut m, p, e.0[p as usize]);
             }
@@ -450,10 +450,13 @@ impl Freshness {
 
     fn change(&self, change: TenantChange) {
         let (t, p, pos) = (change.tenant_id, change.projection, change.notice.position);
+        // Entity ids are UUIDs; one that is not cannot be matched to a cached entry, so the
+        // notice then counts for the whole model.
+        let ids: Option<Vec<Uuid>> = change.notice.ids.iter().map(|id| id.parse().ok()).collect();
         {
             let mut marks = self.inner.tenants.entry(t).or_default();
             raise(&mut marks.last, p, pos);
-            if change.notice.ids.is_empty() {
+            if change.notice.ids.is_empty() || ids.is_none() {
                 // Strictly after: a rebuild's swap announces the position the retired tables
                 // had already reached, and what was built from them must go.
                 raise(&mut marks.whole, p, after(pos));
@@ -465,8 +468,8 @@ impl Freshness {
         }
         if let Some(entity) = Entity::of_model(&change.notice.model) {
             let now = Instant::now();
-            for id in &change.notice.ids {
-                let mut e = self.inner.entities.entry((t, entity, id.clone())).or_insert((ZERO, now));
+            for id in ids.iter().flatten() {
+                let mut e = self.inner.entities.entry((t, entity, *id)).or_insert((ZERO, now));
                 raise(&mut e.0, p, pos);
                 e.1 = now;
             }
