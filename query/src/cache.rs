@@ -217,7 +217,10 @@ impl Cache {
         let needed = need(&self.fresh);
         let full_key = match &key {
             CacheKey::Entity(entity, id) => entity_key(tenant_id, *entity, &id.to_string()),
-            CacheKey::Query { kind, query } => query_key(tenant_id, &needed, of, kind, query),
+            // The generation alone, not a client's `after`: every token would make a key.
+            CacheKey::Query { kind, query } => {
+                query_key(tenant_id, &self.fresh.generation(tenant_id), of, kind, query)
+            }
         };
         if let Some(entry) = self.l1.get(&full_key)
             && reaches(&entry.built, &needed, of)
