@@ -27,6 +27,22 @@ fn hits(fleet: &Fleet, i: usize) -> u64 {
     s.l1_hits.load(Relaxed) + s.l2_hits.load(Relaxed)
 }
 
+/// Whether `GET path` on instance `i` comes to be served from a cache level within 5 s (a
+/// notice that arrives just after a read retires what it stored, so one try can miss).
+async fn served_from_cache(fleet: &Fleet, i: usize, path: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        fleet.get(i, path, None).await;
+        let before = hits(fleet, i);
+        assert_eq!(fleet.get(i, path, None).await.status, 200);
+        if hits(fleet, i) > before {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Reads the entry of `key` from a RESP server directly, waiting up to a second for it (L2
 /// writes are off the request path).
 async fn l2_get(url: &str, key: &str) -> Option<Vec<u8>> {
@@ -53,10 +69,15 @@ async fn a_change_is_invalidated_in_every_instance_and_in_the_shared_cache() {
         assert_eq!((a.status, revision(&a)), (200, rev), "{}", a.body);
         assert_eq!(fleet.get(i, list, Some(&position)).await.body["items"].as_array().unwrap().len(), 1);
         // Served again from a cache level: the point of the test is that caches hold entries.
-        let before = hits(&fleet, i);
         assert_eq!(revision(&fleet.get(i, &path, None).await), rev);
-        assert_eq!(fleet.get(i, list, None).await.status, 200);
-        assert!(hits(&fleet, i) >= before + 2, "instance {i} did not serve from its cache");
+        assert!(
+            served_from_cache(&fleet, i, &path).await,
+            "instance {i} did not serve the resource from its cache"
+        );
+        assert!(
+            served_from_cache(&fleet, i, list).await,
+            "instance {i} did not serve the list from its cache"
+        );
     }
     let key = format!("cx:v1:{}:r:{id}", fleet.tenant_id);
     assert!(l2_get(&shared_redis_url(), &key).await.is_some(), "the entry never reached L2");
@@ -147,9 +168,7 @@ async fn with_nats_down_no_read_is_staler_than_the_bound_and_caching_resumes_aft
     let (id, rev, position) = fleet.register(&storage("stnats", "dev")).await;
     let path = format!("/v1/resources/{id}");
     assert_eq!(revision(&fleet.get(0, &path, Some(&position)).await), rev);
-    let before = hits(&fleet, 0);
-    assert_eq!(revision(&fleet.get(0, &path, None).await), rev);
-    assert!(hits(&fleet, 0) > before, "not cached before the outage");
+    assert!(served_from_cache(&fleet, 0, &path).await, "not cached before the outage");
 
     fleet.nats.stop();
     let (_, rev2, _) = fleet.register(&storage("stnats", "prod")).await;
@@ -166,9 +185,13 @@ async fn with_nats_down_no_read_is_staler_than_the_bound_and_caching_resumes_aft
     let (_, rev3, _) = fleet.register(&storage("stnats", "test")).await;
     let (a, seen) = fleet.poll(0, &path, Duration::from_secs(5), |a| revision(a) == rev3).await;
     assert!(seen, "not fresh after NATS came back: {}", a.body);
-    let before = hits(&fleet, 0);
-    assert_eq!(revision(&fleet.get(0, &path, None).await), rev3);
-    assert!(hits(&fleet, 0) > before, "caching did not resume after NATS came back");
+    // Caching resumes once this instance and the projections' publisher both reconnected
+    // (the publisher's client backs off between attempts, so allow it some seconds).
+    let mut resumed = false;
+    for _ in 0..3 {
+        resumed = resumed || served_from_cache(&fleet, 0, &path).await;
+    }
+    assert!(resumed, "caching did not resume within 15 s of NATS coming back");
     assert_eq!(fleet.get(0, "/readyz", None).await.body["dependencies"]["notices"]["status"], "ok");
     fleet.drop().await;
 }
@@ -375,9 +398,7 @@ async fn notices_that_stop_while_nats_answers_still_hold_the_stale_bound() {
     let (id, rev, position) = fleet.register(&storage("stsilent", "dev")).await;
     let path = format!("/v1/resources/{id}");
     assert_eq!(revision(&fleet.get(0, &path, Some(&position)).await), rev);
-    let before = hits(&fleet, 0);
-    assert_eq!(revision(&fleet.get(0, &path, None).await), rev);
-    assert!(hits(&fleet, 0) > before, "not cached");
+    assert!(served_from_cache(&fleet, 0, &path).await, "not cached");
 
     // The projections commit but publish nothing; NATS itself still answers this instance.
     fleet.silence_projections().await;
