@@ -43,6 +43,17 @@ async fn served_from_cache(fleet: &Fleet, i: usize, path: &str) -> bool {
     false
 }
 
+/// A one-instance fleet with `stale_bound`, and the path of a resource (tag `env: dev`) it
+/// serves from its cache.
+async fn one_cached_resource(stale_bound: Duration, name: &str) -> (Fleet, String) {
+    let fleet = Fleet::start(Options { instances: 1, stale_bound, ..Options::default() }).await;
+    let (id, rev, position) = fleet.register(&storage(name, "dev")).await;
+    let path = format!("/v1/resources/{id}");
+    assert_eq!(revision(&fleet.get(0, &path, Some(&position)).await), rev);
+    assert!(served_from_cache(&fleet, 0, &path).await, "not cached");
+    (fleet, path)
+}
+
 /// Reads the entry of `key` from a RESP server directly, waiting up to a second for it (L2
 /// writes are off the request path).
 async fn l2_get(url: &str, key: &str) -> Option<Vec<u8>> {
@@ -164,11 +175,7 @@ async fn read_your_writes_waits_for_the_projections_then_answers_or_503s_with_th
 #[tokio::test]
 async fn with_nats_down_no_read_is_staler_than_the_bound_and_caching_resumes_after() {
     let bound = Duration::from_secs(1);
-    let mut fleet = Fleet::start(Options { instances: 1, stale_bound: bound, ..Options::default() }).await;
-    let (id, rev, position) = fleet.register(&storage("stnats", "dev")).await;
-    let path = format!("/v1/resources/{id}");
-    assert_eq!(revision(&fleet.get(0, &path, Some(&position)).await), rev);
-    assert!(served_from_cache(&fleet, 0, &path).await, "not cached before the outage");
+    let (mut fleet, path) = one_cached_resource(bound, "stnats").await;
 
     fleet.nats.stop();
     let (_, rev2, _) = fleet.register(&storage("stnats", "prod")).await;
@@ -394,11 +401,7 @@ async fn readyz_reports_each_dependency() {
 #[tokio::test]
 async fn notices_that_stop_while_nats_answers_still_hold_the_stale_bound() {
     let bound = Duration::from_secs(2);
-    let mut fleet = Fleet::start(Options { instances: 1, stale_bound: bound, ..Options::default() }).await;
-    let (id, rev, position) = fleet.register(&storage("stsilent", "dev")).await;
-    let path = format!("/v1/resources/{id}");
-    assert_eq!(revision(&fleet.get(0, &path, Some(&position)).await), rev);
-    assert!(served_from_cache(&fleet, 0, &path).await, "not cached");
+    let (mut fleet, path) = one_cached_resource(bound, "stsilent").await;
 
     // The projections commit but publish nothing; NATS itself still answers this instance.
     fleet.silence_projections().await;
