@@ -33,7 +33,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
 use cortex_events::{
     Position,
     wire::{ChangeNotice, CheckpointNotice},
@@ -82,6 +81,11 @@ pub const ZERO: Positions = [Position::new(0, 0); 2];
 /// Whether `a` reaches `b` for every projection in `of`.
 pub fn reaches(a: &Positions, b: &Positions, of: &[Projection]) -> bool {
     of.iter().all(|&p| a[p as usize] >= b[p as usize])
+}
+
+/// Raises every projection of `into` to `to`'s; whether any moved.
+fn raise_all(into: &mut Positions, to: &Positions) -> bool {
+    Projection::ALL.into_iter().fold(false, |moved, p| raise(into, p, to[p as usize]) | moved)
 }
 
 fn raise(into: &mut Positions, p: Projection, to: Position) -> bool {
@@ -365,13 +369,7 @@ impl Freshness {
     }
 
     fn merge_checkpoints(&self, positions: Positions) {
-        self.inner.checkpoints.send_if_modified(|known| {
-            let mut changed = false;
-            for p in Projection::ALL {
-                changed |= raise(known, p, positions[p as usize]);
-            }
-            changed
-        });
+        self.inner.checkpoints.send_if_modified(|known| raise_all(known, &positions));
     }
 
     /// The known checkpoints now.
@@ -388,9 +386,7 @@ impl Freshness {
     pub fn generation(&self, tenant_id: Uuid) -> Positions {
         let mut g = self.floor();
         if let Some(marks) = self.inner.tenants.get(&tenant_id) {
-            for p in Projection::ALL {
-                raise(&mut g, p, marks.last[p as usize]);
-            }
+            raise_all(&mut g, &marks.last);
         }
         g
     }
@@ -400,17 +396,13 @@ impl Freshness {
     pub fn entity_mark(&self, tenant_id: Uuid, entity: Entity, id: Uuid) -> Positions {
         let mut m = self.floor();
         if let Some(marks) = self.inner.tenants.get(&tenant_id) {
-            for p in Projection::ALL {
-                raise(&mut m, p, marks.whole[p as usize]);
-            }
+            raise_all(&mut m, &marks.whole);
             if entity == Entity::Resource {
                 raise(&mut m, Projection::Compliance, marks.policies);
             }
         }
         if let Some(e) = self.inner.entities.get(&(tenant_id, entity, id)) {
-            for p in Projection::ALL {
-                raise(&mut m, p, e.0[p as usize]);
-            }
+            raise_all(&mut m, &e.0);
         }
         m
     }
@@ -431,20 +423,16 @@ impl Freshness {
                     Err(e) => tracing::warn!(subject, error = %e, "ignoring a malformed checkpoint notice"),
                 }
             }
-            (Some("cortex"), Some("changes"), Some(tenant), Some(model), None) => {
-                let (Ok(tenant_id), Some(projection)) = (tenant.parse::<Uuid>(), Projection::of_model(model))
-                else {
-                    return;
-                };
-                match serde_json::from_slice::<ChangeNotice>(payload) {
-                    Ok(notice) => {
-                        let json = serde_json::to_string(&notice).unwrap_or_default().into();
-                        self.change(TenantChange { tenant_id, projection, notice, json })
-                    }
-                    Err(e) => tracing::warn!(subject, error = %e, "ignoring a malformed change notice"),
+            _ => match parse_change(subject, payload) {
+                Some(Ok((tenant_id, notice))) => {
+                    let Some(projection) = Projection::of_model(&notice.model) else { return };
+                    // The payload is the notice's JSON as published (and just parsed).
+                    let json = String::from_utf8_lossy(payload).into();
+                    self.change(TenantChange { tenant_id, projection, notice, json })
                 }
-            }
-            _ => {}
+                Some(Err(e)) => tracing::warn!(subject, error = %e, "ignoring a malformed change notice"),
+                None => {}
+            },
         }
     }
 
@@ -607,6 +595,16 @@ impl Freshness {
         ));
         match source {
             NoticeSource::Local(bus) => {
+                // One process hears every change once: it is the L2 dropper itself.
+                if let Some(drop) = shared {
+                    self.on_change(Arc::new(move |c: &TenantChange| {
+                        if let Some(entity) = Entity::of_model(&c.notice.model)
+                            && !c.notice.ids.is_empty()
+                        {
+                            drop(c.tenant_id, entity, c.notice.ids.clone());
+                        }
+                    }));
+                }
                 let me = self.clone();
                 let mut rx = bus.subscribe();
                 tasks.push((
@@ -619,12 +617,7 @@ impl Freshness {
                                 continue;
                             }
                             match rx.recv().await {
-                                Ok(m) => {
-                                    me.receive(&m.subject, &m.payload);
-                                    if let Some(drop) = &shared {
-                                        shared_drop(drop, &m.subject, &m.payload);
-                                    }
-                                }
+                                Ok(m) => me.receive(&m.subject, &m.payload),
                                 Err(broadcast::error::RecvError::Lagged(n)) => {
                                     me.lost_notices(&format!("{n} notices dropped by the in-process bus"))
                                 }
@@ -768,16 +761,18 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Hands a change notice's entity ids to the shared tier's drop.
-fn shared_drop(drop: &SharedDrop, subject: &str, payload: &Bytes) {
-    let mut parts = subject.split('.');
-    let (Some("cortex"), Some("changes"), Some(tenant), Some(model)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return;
-    };
-    let (Ok(tenant_id), Some(entity)) = (tenant.parse::<Uuid>(), Entity::of_model(model)) else { return };
-    if let Ok(notice) = serde_json::from_slice::<ChangeNotice>(payload)
+/// A `cortex.changes.{tenant}.{model}` message: its tenant and notice; `None` for any other
+/// subject.
+fn parse_change(subject: &str, payload: &[u8]) -> Option<Result<(Uuid, ChangeNotice), serde_json::Error>> {
+    let (tenant, model) = subject.strip_prefix("cortex.changes.")?.split_once('.')?;
+    let tenant_id = tenant.parse::<Uuid>().ok().filter(|_| !model.contains('.'))?;
+    Some(serde_json::from_slice(payload).map(|notice| (tenant_id, notice)))
+}
+
+/// Hands a change notice's entity ids to the shared tier's drop (the queue member's part).
+fn shared_drop(drop: &SharedDrop, subject: &str, payload: &[u8]) {
+    if let Some(Ok((tenant_id, notice))) = parse_change(subject, payload)
+        && let Some(entity) = Entity::of_model(&notice.model)
         && !notice.ids.is_empty()
     {
         drop(tenant_id, entity, notice.ids);
@@ -796,6 +791,19 @@ mod tests {
         assert_eq!(Entity::of_model("compliance"), Some(Entity::Resource));
         assert_eq!(Entity::of_model("policies"), Some(Entity::Policy));
         assert_eq!(Projection::of_model("other"), None);
+    }
+
+    #[test]
+    fn change_subjects_name_a_tenant_and_a_model_and_nothing_else() {
+        let t = Uuid::now_v7();
+        let payload = br#"{"model":"resources","ids":["a"],"position":"00000000000000010000000000000002","at":"2026-12-02T00:00:00Z"}"#;
+        let (tenant, notice) =
+            parse_change(&format!("cortex.changes.{t}.resources"), payload).unwrap().unwrap();
+        assert_eq!((tenant, notice.ids), (t, vec!["a".to_owned()]));
+        assert!(parse_change(&format!("cortex.changes.{t}.resources"), b"{").unwrap().is_err());
+        assert!(parse_change(&format!("cortex.changes.{t}.a.b"), payload).is_none());
+        assert!(parse_change("cortex.changes.not-a-tenant.resources", payload).is_none());
+        assert!(parse_change("cortex.checkpoints.resources", payload).is_none());
     }
 
     #[test]
