@@ -176,6 +176,26 @@ impl ProjectionArgs {
     }
 }
 
+/// How the compliance evaluator re-evaluates a policy's scope.
+#[derive(Debug, Clone, Args)]
+pub struct EvaluatorArgs {
+    /// Resources per page when a policy change re-evaluates its scope.
+    #[arg(long = "evaluator-page-size", env = "CORTEX_EVALUATOR_PAGE_SIZE", default_value_t = 1000)]
+    pub page_size: usize,
+    /// `ComplianceEvaluated` appends in flight at once (each to its own stream).
+    #[arg(long = "evaluator-concurrency", env = "CORTEX_EVALUATOR_CONCURRENCY", default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+impl EvaluatorArgs {
+    pub fn settings(&self) -> cortex_command::evaluator::EvaluatorSettings {
+        cortex_command::evaluator::EvaluatorSettings {
+            page: self.page_size.max(1),
+            concurrency: self.concurrency.max(1),
+        }
+    }
+}
+
 /// Settings of `cortex serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -189,6 +209,8 @@ pub struct ServeArgs {
     pub projections: ProjectionArgs,
     #[command(flatten)]
     pub query: QueryArgs,
+    #[command(flatten)]
+    pub evaluator: EvaluatorArgs,
     /// Address the HTTP API listens on.
     #[arg(long = "http-addr", env = "CORTEX_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -209,7 +231,7 @@ pub struct ServeArgs {
     pub drain_seconds: u64,
 }
 
-/// The components of `cortex serve` (the evaluator arrives with issue 7).
+/// The components of `cortex serve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Component {
     /// The command API.
@@ -218,4 +240,7 @@ pub enum Component {
     Query,
     /// The projection runners (read models), with `/healthz` on the HTTP address.
     Projections,
+    /// The compliance evaluator (appends `ComplianceEvaluated`), with `/healthz` on the HTTP
+    /// address.
+    Evaluator,
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod demo;
+mod evaluator;
 mod migrate;
 mod policy_check;
 mod projections;

@@ -69,7 +69,9 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<ExitCode> {
             crate::migrate::run(&db).await?;
             let pool = db.pool().await?;
             let store = store.open(&pool)?;
-            let names: Vec<&str> = cortex_projections::registry().iter().map(|p| p.name()).collect();
+            // The evaluator runs on the same runner, so it has a status row too.
+            let mut names: Vec<&str> = cortex_projections::registry().iter().map(|p| p.name()).collect();
+            names.push(cortex_command::evaluator::NAME);
             let mut rows =
                 status::statuses(&pool, &names).await.context("reading the projections' status")?;
             for row in &mut rows {
@@ -211,6 +213,16 @@ fn print_status(rows: &[status::Status]) {
             r.events_per_second,
             error
         );
+        if let Some(p) = &r.progress {
+            println!(
+                "{:<20} {} {}: {} of {} resources",
+                "",
+                p["work"].as_str().unwrap_or("work"),
+                p["policy_id"].as_str().unwrap_or(""),
+                p["done"],
+                p["total"]
+            );
+        }
     }
 }
 

@@ -124,6 +124,28 @@ impl Application {
                 ));
             }
         }
+        if runs(Component::Evaluator) {
+            // One active evaluator across processes (the runner's lock); others stand by.
+            let evaluator = cortex_command::evaluator::Evaluator::new(
+                store.clone(),
+                pool.clone(),
+                args.evaluator.settings(),
+            );
+            let runner = Runner::new(
+                store.clone(),
+                pool.clone(),
+                crate::evaluator::EvaluatorProjection(evaluator),
+                args.projections.settings(),
+            )
+            .with_notifier(notifier.clone());
+            let url = args.db.database_url.expose_secret().to_owned();
+            tasks.push((
+                cortex_command::evaluator::NAME,
+                Box::pin(async move {
+                    let _ = runner.run(&url).await;
+                }) as futures::future::BoxFuture<'static, ()>,
+            ));
+        }
         let listener = TcpListener::bind(args.http_addr)
             .await
             .with_context(|| format!("listening on {}", args.http_addr))?;

@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod demo;
+pub mod evaluator;
 
 /// The Azure Policy rule engine.
 pub use cortex_rules as rules;

@@ -19,6 +19,14 @@ pub enum ApplyError {
         #[source]
         source: sqlx::Error,
     },
+    /// A projector's own failure (the evaluator's appends): `transient` says whether trying
+    /// again later can succeed.
+    #[error("{source}")]
+    Other {
+        transient: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl ApplyError {
@@ -28,6 +36,7 @@ impl ApplyError {
         match self {
             Self::Decode(_) => false,
             Self::Postgres { source, .. } => is_transient(source),
+            Self::Other { transient, .. } => *transient,
         }
     }
 }
@@ -121,4 +130,22 @@ pub trait Projector: Send + Sync + 'static {
         batch: &[RecordedEvent],
         changes: &mut Changes,
     ) -> Result<(), ApplyError>;
+
+    /// When the projector next wants [`Projector::tick`] called although no event arrived (a
+    /// timer, e.g. an exemption's expiry); `None`: never. Asked after every commit and tick.
+    fn next_tick(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        None
+    }
+
+    /// Work due at `now` that no event brings: run by the runner once it is caught up, in a
+    /// transaction of its own (no checkpoint moves), never alongside a batch.
+    async fn tick(
+        &self,
+        conn: &mut PgConnection,
+        now: chrono::DateTime<chrono::Utc>,
+        changes: &mut Changes,
+    ) -> Result<(), ApplyError> {
+        let _ = (conn, now, changes);
+        Ok(())
+    }
 }

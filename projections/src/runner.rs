@@ -97,6 +97,12 @@ pub enum RunnerError {
         "projection {projection}: the subscription went silent at {seen:?} while the log's head is at {head}"
     )]
     Stalled { projection: &'static str, seen: Option<Position>, head: Position },
+    #[error("projection {projection}: a step failed that can succeed later")]
+    Transient {
+        projection: &'static str,
+        #[source]
+        cause: ApplyError,
+    },
     #[error("projection {projection}: another runner moved the checkpoint")]
     Superseded { projection: &'static str },
     #[error("projection {projection}: postgresql: {step}")]
@@ -301,13 +307,31 @@ impl<P: Projector + ?Sized> Runner<P> {
         let mut last_head =
             self.store.head().await.map_err(|cause| RunnerError::Subscription { projection, cause })?;
         self.report(State::CatchingUp, None).await;
+        // Ticks no earlier than this (a projector whose tick leaves its next tick due must not
+        // spin).
+        let mut tick_floor = tokio::time::Instant::now();
         loop {
+            let tick_at = if caught_up && !stop_when_caught_up {
+                self.projector.next_tick().map(|at| {
+                    let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+                    (tokio::time::Instant::now() + wait).max(tick_floor)
+                })
+            } else {
+                None
+            };
             let next = tokio::select! {
                 biased;
                 next = subscription.next() => next,
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                     deadline = None;
                     self.commit(&mut batch, last.take(), &mut written, &mut rate).await?;
+                    continue;
+                }
+                () = tokio::time::sleep_until(tick_at.unwrap_or_else(tokio::time::Instant::now)), if tick_at.is_some() => {
+                    deadline = None;
+                    self.commit(&mut batch, last.take(), &mut written, &mut rate).await?;
+                    self.tick_once(written).await?;
+                    tick_floor = tokio::time::Instant::now() + Duration::from_secs(1);
                     continue;
                 }
                 _ = watchdog.tick() => {
@@ -414,6 +438,7 @@ impl<P: Projector + ?Sized> Runner<P> {
             ApplyError::Postgres { step, source } if crate::projector::is_transient(&source) => {
                 RunnerError::Postgres { projection, step, source }
             }
+            cause @ ApplyError::Other { transient: true, .. } => RunnerError::Transient { projection, cause },
             cause => RunnerError::Apply {
                 projection,
                 event_id: first.event_id(),
@@ -449,6 +474,25 @@ impl<P: Projector + ?Sized> Runner<P> {
         }
         tx.commit().await.map_err(self.pg("commit"))?;
         self.notifier.committed(projection, to, &changes).await;
+        Ok(())
+    }
+
+    /// Runs the projector's timed work in a transaction of its own; its changes are announced
+    /// at the checkpoint `at`.
+    #[tracing::instrument(name = "projection.tick", skip(self), fields(projection = %self.target.checkpoint))]
+    async fn tick_once(&self, at: Option<Position>) -> Result<(), RunnerError> {
+        let projection = self.name();
+        let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+        self.enter_schema(&mut tx).await?;
+        let mut changes = Changes::default();
+        self.projector
+            .tick(&mut tx, chrono::Utc::now(), &mut changes)
+            .await
+            .map_err(|cause| RunnerError::Transient { projection, cause })?;
+        tx.commit().await.map_err(self.pg("commit"))?;
+        if let Some(at) = at.filter(|_| !changes.is_empty()) {
+            self.notifier.committed(projection, at, &changes).await;
+        }
         Ok(())
     }
 

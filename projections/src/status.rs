@@ -182,6 +182,10 @@ pub struct Status {
     pub last_error: Option<Failure>,
     pub checkpoint_at: Option<DateTime<Utc>>,
     pub heartbeat_at: Option<DateTime<Utc>>,
+    /// Progress of a long piece of work inside the current batch (the evaluator's
+    /// re-evaluation of a policy's scope: `{work, tenant_id, policy_id, done, total}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<serde_json::Value>,
 }
 
 /// A runner that has not written for this long is reported as stopped.
@@ -194,7 +198,7 @@ pub async fn statuses(pool: &PgPool, names: &[&str]) -> Result<Vec<Status>, sqlx
     let rows = sqlx::query(
         "SELECT k.key, k.ord, c.position_major, c.position_minor, c.events, c.updated_at, \
                 s.state, s.runner, s.events_per_second, s.last_error, s.error_event_id, s.error_stream, \
-                s.error_position, s.heartbeat_at, s.heartbeat_at < now() - make_interval(secs => $2) AS stale \
+                s.error_position, s.heartbeat_at, s.progress, s.heartbeat_at < now() - make_interval(secs => $2) AS stale \
            FROM UNNEST($1::text[]) WITH ORDINALITY AS k(key, ord) \
            LEFT JOIN projection_checkpoints c ON c.projection = k.key \
            LEFT JOIN projection_status s ON s.projection = k.key \
@@ -238,6 +242,7 @@ pub async fn statuses(pool: &PgPool, names: &[&str]) -> Result<Vec<Status>, sqlx
             last_error,
             checkpoint_at: r.get("updated_at"),
             heartbeat_at: r.get("heartbeat_at"),
+            progress: r.get("progress"),
         });
     }
     Ok(out)
