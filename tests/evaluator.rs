@@ -421,6 +421,6 @@ async fn a_crash_in_the_middle_of_a_fan_out_neither_duplicates_nor_loses_a_decis
     .into_iter()
     .collect();
     assert_eq!(per_stream.len(), RESOURCES, "every resource has a decision");
-    let twice: Vec<_> = per_stream.iter().filter(|(_, n)| **n != 1).collect();
+    let twice: Vec<_> = per_stream.iter().filter(|(_, n)| **n != 1).take(10).collect();
     assert!(twice.is_empty(), "decided more than once: {twice:?}");
 }
