@@ -94,6 +94,13 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<ExitCode> {
                 let found = cortex_projections::registry().into_iter().find(|p| p.name() == name);
                 match found {
                     Some(p) => vec![p],
+                    None if name == cortex_command::evaluator::NAME => {
+                        eprintln!(
+                            "error: the evaluator is not rebuilt: it appends decisions to the log, and a rebuild \
+                             would decide the whole past again (docs/decisions.md, \"Compliance evaluator\")"
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
                     None => {
                         eprintln!(
                             "error: no projection named {name:?}; `cortex projections list` shows them"

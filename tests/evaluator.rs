@@ -424,3 +424,50 @@ async fn a_crash_in_the_middle_of_a_fan_out_neither_duplicates_nor_loses_a_decis
     let twice: Vec<_> = per_stream.iter().filter(|(_, n)| **n != 1).take(10).collect();
     assert!(twice.is_empty(), "decided more than once: {twice:?}");
 }
+
+/// An external scanner's result lands on the resource's compliance stream between two of the
+/// evaluator's: the evaluator's next append meets a revision it did not expect, finds its
+/// event is not there, and appends after the scanner's.
+#[tokio::test]
+async fn the_evaluator_appends_after_an_external_scanners_result_on_the_same_stream() {
+    let db = TestDatabase::create().await;
+    let key = tenant(&db, "acme");
+    let (child, api) = start(&db, &key, &[]).await;
+    let _stop = Stop(vec![child]);
+    let policy = api.post("/v1/policies", allowed_locations(&["eastus"])).await["policy_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id =
+        api.post("/v1/resources", record("st1", "eastus")).await["resource_id"].as_str().unwrap().to_owned();
+    api.wait_state(&id, &policy, "compliant").await;
+    api.post(
+        "/v1/evaluations",
+        json!({"resource_id": id, "policy_id": policy, "state": "non_compliant", "reason": "scanner says so", "source": "scanner-x"}),
+    )
+    .await;
+    let seen = api.wait_state(&id, &policy, "non_compliant").await;
+    assert_eq!(seen["reason"], "scanner says so");
+    api.post("/v1/resources", record("st1", "westus")).await;
+    let ours = api.wait_state(&id, &policy, "non_compliant").await;
+    let mut reason = ours["reason"].clone();
+    for _ in 0..300 {
+        if reason != "scanner says so" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        reason = api.result(&id, &policy).await.unwrap_or_default()["reason"].clone();
+    }
+    assert_ne!(reason, "scanner says so", "the evaluator's result never followed the scanner's");
+    api.post("/v1/resources", record("st1", "eastus")).await;
+    api.wait_state(&id, &policy, "compliant").await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let sources: Vec<String> = sqlx::query_scalar(
+        "SELECT data->>'source' FROM es_events WHERE stream_name = $1 ORDER BY stream_revision",
+    )
+    .bind(format!("compliance-{id}"))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(sources, ["policycortex", "scanner-x", "policycortex", "policycortex"]);
+}
