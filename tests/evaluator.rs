@@ -390,6 +390,18 @@ async fn a_crash_in_the_middle_of_a_fan_out_neither_duplicates_nor_loses_a_decis
         .await
         .unwrap()
     };
+    // The fan-out's progress shows in `cortex projections status`.
+    let mut progress = Value::Null;
+    for _ in 0..200 {
+        progress = common::status_of(&db, "evaluator").await["progress"].clone();
+        if !progress.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(progress["policy_id"], policy.as_str(), "progress: {progress}");
+    assert_eq!(progress["total"], RESOURCES, "progress: {progress}");
+    assert!(progress["done"].as_u64().is_some_and(|d| d > 0 && d < RESOURCES as u64), "progress: {progress}");
     let mut at_kill = 0;
     for _ in 0..3000 {
         at_kill = decided().await;
@@ -470,4 +482,50 @@ async fn the_evaluator_appends_after_an_external_scanners_result_on_the_same_str
     .await
     .unwrap();
     assert_eq!(sources, ["policycortex", "scanner-x", "policycortex", "policycortex"]);
+}
+
+/// `resourceGroup()` reads the registered group, in a policy's fan-out as for a single
+/// resource, and a group's change re-evaluates its members.
+#[tokio::test]
+async fn resource_group_context_reaches_fan_outs_and_a_group_change_re_evaluates_its_members() {
+    let db = TestDatabase::create().await;
+    let key = tenant(&db, "acme");
+    let (child, api) = start(&db, &key, &[]).await;
+    let _stop = Stop(vec![child]);
+    let group = |env: &str| {
+        json!({"id": "/subscriptions/s1/resourceGroups/rg-app", "name": "rg-app",
+               "type": "Microsoft.Resources/resourceGroups", "location": "eastus", "tags": {"env": env}})
+    };
+    api.post("/v1/resources", group("prod")).await;
+    let mut member = record("st1", "eastus");
+    member["tags"] = json!({"env": "prod"});
+    let id = api.post("/v1/resources", member).await["resource_id"].as_str().unwrap().to_owned();
+    // The policy's fan-out comes in a batch of its own, which reads the group from the table.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    common::eventually("the evaluator to hold the group and its member", async || {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rm_evaluator.resources")
+            .fetch_one(&pool)
+            .await
+            .is_ok_and(|n| n == 2)
+    })
+    .await;
+    // Non-compliant when the resource's env tag equals its group's: true only if the group is read.
+    let policy = api
+        .post(
+            "/v1/policies",
+            json!({
+                "name": "env differs from the group", "severity": "low", "mode": "indexed",
+                "rule": {"if": {"allOf": [
+                    {"field": "type", "equals": "Microsoft.Storage/storageAccounts"},
+                    {"field": "tags['env']", "equals": "[resourceGroup().tags['env']]"}
+                ]}, "then": {"effect": "audit"}},
+            }),
+        )
+        .await["policy_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.wait_state(&id, &policy, "non_compliant").await;
+    api.post("/v1/resources", group("dev")).await;
+    api.wait_state(&id, &policy, "compliant").await;
 }

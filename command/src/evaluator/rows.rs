@@ -214,20 +214,39 @@ pub async fn resources(
     rows.iter().map(resource_of).collect::<Result<_, _>>().map_err(pg("decode resources"))
 }
 
-/// The registered (not deleted) group with this key, if any.
+/// The registered (not deleted) group with this key, if any (the first by id if two share
+/// it). No `ORDER BY … LIMIT 1` in SQL: with it the planner may walk the primary key through
+/// every resource of the tenant instead of probing the groups index.
 #[tracing::instrument(name = "evaluator.load_group", skip_all)]
 pub async fn group(conn: &mut PgConnection, key: &GroupKey) -> Result<Option<ResourceRow>, EvalError> {
-    let row = sqlx::query(&format!(
+    let rows = sqlx::query(&format!(
         "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.tenant_id = $1 AND lower(r.subscription_id) = $2 \
-           AND lower(r.name) = $3 AND r.is_group AND NOT r.deleted ORDER BY r.resource_id LIMIT 1"
+           AND lower(r.name) = $3 AND r.is_group AND NOT r.deleted"
     ))
     .bind(key.0)
     .bind(&key.1)
     .bind(&key.2)
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await
     .map_err(pg("load a resource group"))?;
-    row.as_ref().map(resource_of).transpose().map_err(pg("decode a resource group"))
+    let mut found =
+        rows.iter().map(resource_of).collect::<Result<Vec<_>, _>>().map_err(pg("decode a resource group"))?;
+    found.sort_by_key(|g| g.resource_id);
+    Ok(found.into_iter().next())
+}
+
+/// Every registered (not deleted) group of a tenant, by id.
+#[tracing::instrument(name = "evaluator.load_groups", skip_all)]
+pub async fn groups(conn: &mut PgConnection, tenant: Uuid) -> Result<Vec<ResourceRow>, EvalError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.tenant_id = $1 AND r.is_group AND NOT r.deleted \
+         ORDER BY r.resource_id"
+    ))
+    .bind(tenant)
+    .fetch_all(conn)
+    .await
+    .map_err(pg("load a tenant's resource groups"))?;
+    rows.iter().map(resource_of).collect::<Result<_, _>>().map_err(pg("decode resource groups"))
 }
 
 /// The ids of the members (not deleted) of a group.
@@ -384,10 +403,17 @@ pub async fn page(
     limit: usize,
 ) -> Result<Vec<PageRow>, EvalError> {
     let rows = sqlx::query(&format!(
-        "SELECT {RESOURCE_COLUMNS}, d.state, d.reason, d.policy_revision, s.revision FROM resources r \
-         LEFT JOIN decisions d ON d.tenant_id = r.tenant_id AND d.resource_id = r.resource_id AND d.policy_id = $2 \
-         LEFT JOIN streams s ON s.resource_id = r.resource_id \
-         WHERE r.tenant_id = $1 AND r.resource_id > $3 AND NOT r.deleted ORDER BY r.resource_id LIMIT $4"
+        // The page first (a primary-key range), then one index probe per row for its decision
+        // and stream revision: `LIMIT 1` keeps the planner from turning the lateral lookups
+        // into joins over the whole decisions table (millions of rows), which it chose for
+        // plain joins before statistics existed.
+        "SELECT {RESOURCE_COLUMNS}, d.state, d.reason, d.policy_revision, s.revision FROM \
+           (SELECT * FROM resources WHERE tenant_id = $1 AND resource_id > $3 AND NOT deleted \
+             ORDER BY resource_id LIMIT $4) r \
+         LEFT JOIN LATERAL (SELECT state, reason, policy_revision FROM decisions \
+             WHERE tenant_id = r.tenant_id AND resource_id = r.resource_id AND policy_id = $2 LIMIT 1) d ON true \
+         LEFT JOIN LATERAL (SELECT revision FROM streams WHERE resource_id = r.resource_id LIMIT 1) s ON true \
+         ORDER BY r.resource_id"
     ))
     .bind(tenant)
     .bind(policy)

@@ -154,12 +154,18 @@ pub(crate) fn decode_page(catalog: &Catalog, page: &[PgRow]) -> Result<Vec<Scann
 /// until the next notification.
 #[tracing::instrument(name = "es.rows_beyond", skip(pool))]
 pub(crate) async fn rows_beyond(pool: &PgPool, after: Position) -> Result<bool, StoreError> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM es_events WHERE (tx_id, seq) > ($1, $2))")
-        .bind(after.major as i64)
-        .bind(after.minor as i64)
-        .fetch_one(pool)
-        .await
-        .map_err(pg("check for newer events"))
+    // Not `EXISTS (…)`: PostgreSQL drops an `ORDER BY … LIMIT` inside `EXISTS`, and the generic
+    // plan of the prepared statement then scanned the whole table from its oldest rows on
+    // every call (one per subscription wake-up). This walks the position index from `after`.
+    sqlx::query_scalar::<_, i64>(
+        "SELECT tx_id FROM es_events WHERE (tx_id, seq) > ($1, $2) ORDER BY tx_id, seq LIMIT 1",
+    )
+    .bind(after.major as i64)
+    .bind(after.minor as i64)
+    .fetch_optional(pool)
+    .await
+    .map(|row| row.is_some())
+    .map_err(pg("check for newer events"))
 }
 
 /// The position of the last committed event. It may be briefly invisible to `$all`

@@ -51,22 +51,37 @@ fn columns<A: Copy, B: Copy>(keys: impl IntoIterator<Item = (A, B)>) -> (Vec<A>,
 /// is harmless).
 #[tracing::instrument(name = "projection.compliance.load_results", skip_all)]
 async fn results(conn: &mut PgConnection, needs: &Needs) -> Result<Vec<ResultRow>, sqlx::Error> {
-    if needs.results_of_resources.is_empty() && needs.results_of_policies.is_empty() {
+    if needs.results_of_resources.is_empty()
+        && needs.results_of_policies.is_empty()
+        && needs.results.is_empty()
+    {
         return Ok(Vec::new());
     }
     let (t1, r1) = columns(needs.results_of_resources.iter().copied());
     let (t2, p2) = columns(needs.results_of_policies.iter().copied());
+    let (mut t3, mut r3, mut p3) = (Vec::new(), Vec::new(), Vec::new());
+    for &(t, r, p) in &needs.results {
+        t3.push(t);
+        r3.push(r);
+        p3.push(p);
+    }
     sqlx::query(
         "SELECT r.* FROM results r JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(tenant_id, resource_id) \
              ON r.tenant_id = k.tenant_id AND r.resource_id = k.resource_id \
          UNION ALL \
          SELECT r.* FROM results r JOIN UNNEST($3::uuid[], $4::uuid[]) AS k(tenant_id, policy_id) \
-             ON r.tenant_id = k.tenant_id AND r.policy_id = k.policy_id",
+             ON r.tenant_id = k.tenant_id AND r.policy_id = k.policy_id \
+         UNION ALL \
+         SELECT r.* FROM results r JOIN UNNEST($5::uuid[], $6::uuid[], $7::uuid[]) AS k(tenant_id, resource_id, policy_id) \
+             ON r.tenant_id = k.tenant_id AND r.resource_id = k.resource_id AND r.policy_id = k.policy_id",
     )
     .bind(t1)
     .bind(r1)
     .bind(t2)
     .bind(p2)
+    .bind(t3)
+    .bind(r3)
+    .bind(p3)
     .fetch_all(conn)
     .await?
     .iter()

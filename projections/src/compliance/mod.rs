@@ -42,7 +42,7 @@ pub use model::{EventMeta, Model};
 pub use rows::{Counts, PolicyRow, ResourceRow, ResultRow, SummaryRow, Tables, TenantTotalsRow, TrendRow};
 
 use crate::projector::{ApplyError, Changes, Projector};
-use model::{PolicyKey, ResourceKey};
+use model::{PolicyKey, ResourceKey, ResultKey};
 
 pub struct ComplianceProjector;
 
@@ -77,10 +77,12 @@ pub fn filter() -> EventFilter {
 /// The rows a batch can reach (see "Completeness" in [`model`]).
 #[derive(Debug, Default)]
 struct Needs {
-    /// Resources that start or stop counting, or are evaluated: all their results. (An
-    /// evaluation needs only the results it replaces, but the evaluator lists every policy,
-    /// and one key per resource joins faster than one per result.)
+    /// Resources that start or stop counting: all their results.
     results_of_resources: BTreeSet<ResourceKey>,
+    /// The results an evaluation replaces. (Not all the resource's results: the evaluator
+    /// re-evaluating a policy's scope names one policy per resource, and loading the dozen
+    /// other results of each was most of the projection's time.)
+    results: BTreeSet<ResultKey>,
     /// Policies that start or stop counting: all their results.
     results_of_policies: BTreeSet<PolicyKey>,
     /// Resource and policy rows named by the events (those of the results loaded join them).
@@ -119,9 +121,9 @@ impl Needs {
                 }
                 DomainEvent::ComplianceEvaluated(e) => {
                     needs.resources.insert((t, e.resource_id));
-                    needs.results_of_resources.insert((t, e.resource_id));
                     for result in &e.results {
                         needs.policies.insert((t, result.policy_id));
+                        needs.results.insert((t, e.resource_id, result.policy_id));
                     }
                 }
                 DomainEvent::ResourceTagsChanged(_)
