@@ -42,28 +42,7 @@ impl ApplyError {
 }
 
 /// Errors of the connection rather than of the statement: retrying can succeed.
-pub fn is_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => {
-            // 40001 serialization failure, 40P01 deadlock, 53xxx insufficient resources,
-            // 57P0x operator intervention / shutdown, 08xxx connection exceptions.
-            db.code().is_some_and(|c| {
-                c == "40001"
-                    || c == "40P01"
-                    || c.starts_with("53")
-                    || c.starts_with("57P")
-                    || c.starts_with("08")
-            })
-        }
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        _ => false,
-    }
-}
+pub use cortex_events::postgres::is_transient_sqlx as is_transient;
 
 /// Maps a sqlx error of one step to an [`ApplyError`].
 pub fn pg(step: &'static str) -> impl FnOnce(sqlx::Error) -> ApplyError {

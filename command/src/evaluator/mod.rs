@@ -122,25 +122,10 @@ impl EvalError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Decode(_) => false,
-            Self::Postgres { source, .. } => is_transient_pg(source),
+            Self::Postgres { source, .. } => cortex_events::postgres::is_transient_sqlx(source),
             Self::Append { source, .. } => source.is_transient(),
             Self::Contended { .. } => true,
         }
-    }
-}
-
-fn is_transient_pg(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            c == "40001" || c == "40P01" || c.starts_with("53") || c.starts_with("57P") || c.starts_with("08")
-        }),
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        _ => false,
     }
 }
 

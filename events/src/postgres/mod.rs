@@ -190,6 +190,30 @@ impl Inner {
 }
 
 /// Maps a sqlx error to the step that failed.
+/// Errors of the connection or of the server's state rather than of the statement, so that
+/// the same work may succeed later: I/O, TLS, protocol and pool failures, and SQLSTATE
+/// classes 08 (connection exception), 53 (insufficient resources), 57 (operator
+/// intervention, e.g. a shutdown), 40001 (serialization failure) and 40P01 (deadlock). The
+/// one classification every PostgreSQL user in the workspace retries by.
+pub fn is_transient_sqlx(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57")
+                || code == "40001"
+                || code == "40P01"
+        }),
+        _ => false,
+    }
+}
+
 pub(crate) fn pg(step: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Postgres { step, source }
 }

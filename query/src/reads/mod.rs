@@ -81,25 +81,7 @@ impl ReadError {
     }
 }
 
-/// Connection trouble, or the server refusing work for now: SQLSTATE classes 08
-/// (connection exception), 53 (insufficient resources), 57 (operator intervention, e.g. a
-/// shutdown) and 40001/40P01 (serialization failure, deadlock).
-fn is_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57")
-                || code == "40001"
-                || code == "40P01"
-        }),
-        _ => false,
-    }
-}
+use cortex_events::postgres::is_transient_sqlx as is_transient;
 
 fn pg(step: &'static str) -> impl FnOnce(sqlx::Error) -> ReadError {
     move |source| ReadError::Postgres { step, source }
