@@ -529,3 +529,36 @@ async fn resource_group_context_reaches_fan_outs_and_a_group_change_re_evaluates
     api.post("/v1/resources", group("dev")).await;
     api.wait_state(&id, &policy, "compliant").await;
 }
+
+/// A resource's first evaluation in a tenant with more policies than one event holds is
+/// recorded in several events, each under the store's size limit.
+#[tokio::test]
+async fn a_first_evaluation_against_many_policies_is_split_across_events() {
+    const POLICIES: usize = 130;
+    let db = TestDatabase::create().await;
+    let key = tenant(&db, "acme");
+    let (child, api) = start(&db, &key, &[]).await;
+    let _stop = Stop(vec![child]);
+    let mut policies = Vec::new();
+    for i in 0..POLICIES {
+        let body = json!({
+            "name": format!("tag {i}"), "severity": "low",
+            "rule": {"if": {"field": format!("tags['t{i}']"), "exists": "false"}, "then": {"effect": "audit"}},
+        });
+        policies.push(api.post("/v1/policies", body).await["policy_id"].as_str().unwrap().to_owned());
+    }
+    let id = api.post("/v1/resources", record("st1", "eastus")).await["resource_id"].as_str().unwrap().to_owned();
+    for policy in [&policies[0], &policies[POLICIES - 1]] {
+        api.wait_state(&id, policy, "non_compliant").await;
+    }
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let sizes: Vec<i64> = sqlx::query_scalar(
+        "SELECT json_array_length(data->'results')::bigint FROM es_events WHERE stream_name = $1 ORDER BY stream_revision",
+    )
+    .bind(format!("compliance-{id}"))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(sizes.iter().sum::<i64>(), POLICIES as i64, "{sizes:?}");
+    assert!(sizes.len() >= 2 && sizes.iter().all(|n| *n <= 100), "{sizes:?}");
+}

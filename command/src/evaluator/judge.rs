@@ -25,6 +25,19 @@ pub fn in_scope(scope: &PolicyScope, resource: &ResourceRow) -> bool {
         })
 }
 
+/// Longest reason kept (characters): results stay small enough that a resource's first
+/// evaluation against every policy of its tenant fits the store's event size limit.
+pub const MAX_REASON_CHARS: usize = 1024;
+/// Largest `details` kept whole (bytes of JSON); past it the compared values are left out.
+pub const MAX_DETAILS_BYTES: usize = 4096;
+
+fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 /// A policy revision compiled once, or why it does not compile (a stored rule an older
 /// engine accepted: its pairs record `error`, the evaluator goes on).
 pub type Compiled = Result<CompiledPolicy, String>;
@@ -58,11 +71,19 @@ pub fn judge(
                 RuleState::NotApplicable => ComplianceState::NotApplicable,
                 RuleState::Error => ComplianceState::Error,
             };
-            let reason = evaluation.reason.as_ref().map(|r| r.message.to_string());
+            let reason = evaluation.reason.as_ref().map(|r| bounded(&r.message, MAX_REASON_CHARS));
             let details = evaluation.reason.as_ref().and_then(|r| match serde_json::to_value(r) {
                 Ok(Value::Object(mut map)) => {
                     map.remove("message");
                     map.insert("effect".into(), Value::String(evaluation.effect.as_str().into()));
+                    // The resource's value can be a whole property tree: past a size, the
+                    // condition is named without the values it compared.
+                    if serde_json::to_string(&map).map_or(0, |t| t.len()) > MAX_DETAILS_BYTES {
+                        for key in ["actual", "expected", "value", "count"] {
+                            map.remove(key);
+                        }
+                        map.insert("values_omitted".into(), Value::Bool(true));
+                    }
                     Some(map)
                 }
                 _ => None,
@@ -235,6 +256,27 @@ mod tests {
         e.expired = false;
         let scoped = policy(PolicyScope { subscriptions: vec!["other".into()], resource_groups: vec![] });
         assert_eq!(run(&scoped, &r, Some(&e), now).state, ComplianceState::NotApplicable);
+    }
+
+    #[test]
+    fn large_reasons_and_details_are_bounded() {
+        assert_eq!(bounded("abc", 5), "abc");
+        assert_eq!(bounded("abcdef", 3), "abc…");
+        let rule = json!({"if": {"field": "Microsoft.Storage/storageAccounts/networkAcls", "exists": "true"},
+                          "then": {"effect": "audit"}});
+        let (mut row, _) = policy(PolicyScope::default());
+        row.rule = rule.clone();
+        let compiled =
+            Policy::compile(&PolicyDefinitionInput { rule, ..Default::default() }).map_err(|e| e.to_string());
+        let mut r = resource("s", "g", "eastus");
+        r.properties.insert("networkAcls".into(), json!({"ipRules": vec!["10.0.0.0/8"; 2000]}));
+        let result = run(&(row, compiled), &r, None, Utc::now());
+        assert_eq!(result.state, ComplianceState::NonCompliant);
+        let details = result.details.unwrap_or_default();
+        assert_eq!(details.get("values_omitted"), Some(&json!(true)));
+        assert!(details.get("actual").is_none());
+        assert!(serde_json::to_string(&details).unwrap_or_default().len() <= MAX_DETAILS_BYTES);
+        assert!(result.reason.is_some_and(|r| r.chars().count() <= MAX_REASON_CHARS + 1));
     }
 
     #[test]

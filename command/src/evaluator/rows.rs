@@ -310,14 +310,16 @@ fn exemption_of(row: &PgRow) -> Result<ExemptionRow, sqlx::Error> {
     })
 }
 
-/// Every exemption of a tenant.
+/// The exemptions of a tenant not yet expired (expired ones decide nothing any more).
 #[tracing::instrument(name = "evaluator.load_exemptions", skip_all)]
 pub async fn exemptions(conn: &mut PgConnection, tenant: Uuid) -> Result<Vec<ExemptionRow>, EvalError> {
-    let rows = sqlx::query(&format!("SELECT {EXEMPTION_COLUMNS} FROM exemptions WHERE tenant_id = $1"))
-        .bind(tenant)
-        .fetch_all(conn)
-        .await
-        .map_err(pg("load exemptions"))?;
+    let rows = sqlx::query(&format!(
+        "SELECT {EXEMPTION_COLUMNS} FROM exemptions WHERE tenant_id = $1 AND NOT expired"
+    ))
+    .bind(tenant)
+    .fetch_all(conn)
+    .await
+    .map_err(pg("load exemptions"))?;
     rows.iter().map(exemption_of).collect::<Result<_, _>>().map_err(pg("decode exemptions"))
 }
 

@@ -26,6 +26,10 @@ use super::{
 };
 use crate::aggregate::compliance::RESERVED_SOURCE;
 
+/// Most results in one event: each is bounded (`judge::MAX_DETAILS_BYTES`,
+/// `MAX_REASON_CHARS`) to some 6 KB, so an event stays well under the store's 1 MiB limit.
+const RESULTS_PER_EVENT: usize = 100;
+
 type ResourceKey = (Uuid, Uuid);
 type PairKey = (Uuid, Uuid, Uuid);
 
@@ -47,13 +51,24 @@ impl Trigger {
         }
     }
 
-    fn expiry(exemption: &ExemptionRow) -> Self {
-        let id = Uuid::new_v5(&EVENT_ID_NAMESPACE, format!("{}/expired", exemption.exemption_id).as_bytes());
+    /// An expiry, decided on the resource and rule revisions given: the same state gives the
+    /// same id (an idempotent retry whichever path, event or timer, decides it); a state that
+    /// moved on (a timer's append whose commit was lost, then an event) gives a new one.
+    fn expiry(exemption: &ExemptionRow, resource_revision: Option<u64>, rule_revision: Option<u64>) -> Self {
+        let name = format!("{}/expired/{resource_revision:?}/{rule_revision:?}", exemption.exemption_id);
+        let id = Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes());
         Self { id, correlation_id: exemption.exemption_id, traceparent: None }
     }
 
-    fn event_id(&self, resource: Uuid) -> Uuid {
-        Uuid::new_v5(&EVENT_ID_NAMESPACE, format!("{}/{resource}", self.id).as_bytes())
+    /// The id of the `part`th event this trigger appends to the resource's stream (almost
+    /// always the only one: see [`RESULTS_PER_EVENT`]).
+    fn event_id(&self, resource: Uuid, part: usize) -> Uuid {
+        let name = if part == 0 {
+            format!("{}/{resource}", self.id)
+        } else {
+            format!("{}/{resource}/{part}", self.id)
+        };
+        Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
     }
 }
 
@@ -77,7 +92,11 @@ pub(super) struct Work<'e> {
     all_groups: HashSet<Uuid>,
     policies: HashMap<Uuid, BTreeMap<Uuid, Arc<PolicyRow>>>,
     dirty_policies: BTreeSet<(Uuid, Uuid)>,
+    /// Each tenant's exemptions not yet expired (and those expired in this batch).
     exemptions: HashMap<Uuid, BTreeMap<Uuid, ExemptionRow>>,
+    /// The exemptions of each (tenant, resource, policy), so that a fan-out does not scan
+    /// the tenant's list for every pair.
+    exemption_pairs: HashMap<PairKey, BTreeSet<Uuid>>,
     dirty_exemptions: BTreeSet<(Uuid, Uuid)>,
     removed_exemptions: BTreeSet<(Uuid, Uuid)>,
     /// Decisions known to this batch; for a resource in `decided`, every one of them.
@@ -106,6 +125,7 @@ impl<'e> Work<'e> {
             policies: HashMap::new(),
             dirty_policies: BTreeSet::new(),
             exemptions: HashMap::new(),
+            exemption_pairs: HashMap::new(),
             dirty_exemptions: BTreeSet::new(),
             removed_exemptions: BTreeSet::new(),
             decisions: HashMap::new(),
@@ -329,12 +349,17 @@ impl<'e> Work<'e> {
                     policy_id: e.policy_id,
                     resource_id: e.resource_id,
                     reason: e.reason.clone(),
-                    expires_at: e.expires_at,
+                    // Microseconds, as stored: the same instant whether read back or not.
+                    expires_at: e.expires_at.map(|t| chrono::SubsecRound::trunc_subsecs(t, 6)),
                     expired: false,
                 };
                 if let Some(at) = row.expires_at {
                     self.due.insert((at, tenant, row.exemption_id));
                 }
+                self.exemption_pairs
+                    .entry((tenant, row.resource_id, row.policy_id))
+                    .or_default()
+                    .insert(row.exemption_id);
                 self.exemptions.entry(tenant).or_default().insert(row.exemption_id, row);
                 self.removed_exemptions.remove(&(tenant, e.exemption_id));
                 self.dirty_exemptions.insert((tenant, e.exemption_id));
@@ -344,6 +369,9 @@ impl<'e> Work<'e> {
                 self.ensure_exemptions(conn, tenant).await?;
                 if let Some(list) = self.exemptions.get_mut(&tenant) {
                     list.remove(&e.exemption_id);
+                }
+                if let Some(ids) = self.exemption_pairs.get_mut(&(tenant, e.resource_id, e.policy_id)) {
+                    ids.remove(&e.exemption_id);
                 }
                 self.dirty_exemptions.remove(&(tenant, e.exemption_id));
                 self.removed_exemptions.insert((tenant, e.exemption_id));
@@ -372,8 +400,14 @@ impl<'e> Work<'e> {
             let row = row.clone();
             self.dirty_exemptions.insert((tenant, exemption_id));
             tracing::info!(%tenant, exemption = %exemption_id, policy = %row.policy_id, resource = %row.resource_id, "exemption expired");
-            self.evaluate(conn, &Trigger::expiry(&row), (tenant, row.resource_id), Some(row.policy_id), at)
-                .await?;
+            self.ensure_resources(conn, tenant, &[row.resource_id]).await?;
+            self.ensure_policies(conn, tenant).await?;
+            let resource_revision =
+                self.resources.get(&(tenant, row.resource_id)).cloned().flatten().map(|r| r.revision);
+            let rule_revision =
+                self.policies.get(&tenant).and_then(|p| p.get(&row.policy_id)).map(|p| p.rule_revision);
+            let trigger = Trigger::expiry(&row, resource_revision, rule_revision);
+            self.evaluate(conn, &trigger, (tenant, row.resource_id), Some(row.policy_id), at).await?;
         }
         Ok(())
     }
@@ -517,10 +551,12 @@ impl<'e> Work<'e> {
         policy: Uuid,
         now: DateTime<Utc>,
     ) -> Option<&ExemptionRow> {
-        self.exemptions
-            .get(&tenant)?
-            .values()
-            .find(|e| e.resource_id == resource && e.policy_id == policy && e.applies_at(now))
+        let all = self.exemptions.get(&tenant)?;
+        self.exemption_pairs
+            .get(&(tenant, resource, policy))?
+            .iter()
+            .filter_map(|id| all.get(id))
+            .find(|e| e.applies_at(now))
     }
 
     /// The registered group of `resource`, as this batch knows it.
@@ -704,9 +740,6 @@ impl<'e> Work<'e> {
             self.decisions.insert(key, Decision::from(result));
             self.dirty_decisions.insert(key);
         }
-        let expected = self.revisions.get(&id).copied().flatten();
-        self.revisions.insert(id, Some(expected.map_or(0, |r| r + 1)));
-        self.dirty_streams.insert(id);
         let provenance = Provenance {
             tenant_id: tenant,
             actor: format!("system:{}", super::ACTOR),
@@ -714,15 +747,21 @@ impl<'e> Work<'e> {
             causation_id: trigger.id,
             traceparent: trigger.traceparent.clone(),
         };
-        let event = DomainEvent::from(ComplianceEvaluated {
-            resource_id: id,
-            resource_revision: Some(resource.revision),
-            source: RESERVED_SOURCE.to_owned(),
-            results,
-        })
-        .into_new_event(provenance)
-        .with_id(trigger.event_id(id));
-        self.pending.push(Pending { resource: id, expected, event });
+        // A tenant with hundreds of policies: several events, each under the store's size limit.
+        for (part, chunk) in results.chunks(RESULTS_PER_EVENT).enumerate() {
+            let expected = self.revisions.get(&id).copied().flatten();
+            self.revisions.insert(id, Some(expected.map_or(0, |r| r + 1)));
+            self.dirty_streams.insert(id);
+            let event = DomainEvent::from(ComplianceEvaluated {
+                resource_id: id,
+                resource_revision: Some(resource.revision),
+                source: RESERVED_SOURCE.to_owned(),
+                results: chunk.to_vec(),
+            })
+            .into_new_event(provenance.clone())
+            .with_id(trigger.event_id(id, part));
+            self.pending.push(Pending { resource: id, expected, event });
+        }
     }
 
     /// Appends everything queued: one chain per stream (in queue order), chains side by side.
@@ -813,6 +852,12 @@ impl<'e> Work<'e> {
     async fn ensure_exemptions(&mut self, conn: &mut PgConnection, tenant: Uuid) -> Result<(), EvalError> {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.exemptions.entry(tenant) {
             let loaded = rows::exemptions(conn, tenant).await?;
+            for e in &loaded {
+                self.exemption_pairs
+                    .entry((tenant, e.resource_id, e.policy_id))
+                    .or_default()
+                    .insert(e.exemption_id);
+            }
             slot.insert(loaded.into_iter().map(|e| (e.exemption_id, e)).collect());
         }
         Ok(())
