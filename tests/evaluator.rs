@@ -547,7 +547,8 @@ async fn a_first_evaluation_against_many_policies_is_split_across_events() {
         });
         policies.push(api.post("/v1/policies", body).await["policy_id"].as_str().unwrap().to_owned());
     }
-    let id = api.post("/v1/resources", record("st1", "eastus")).await["resource_id"].as_str().unwrap().to_owned();
+    let id =
+        api.post("/v1/resources", record("st1", "eastus")).await["resource_id"].as_str().unwrap().to_owned();
     for policy in [&policies[0], &policies[POLICIES - 1]] {
         api.wait_state(&id, policy, "non_compliant").await;
     }
