@@ -180,10 +180,10 @@ impl ProjectionArgs {
 #[derive(Debug, Clone, Args)]
 pub struct EvaluatorArgs {
     /// Resources per page when a policy change re-evaluates its scope.
-    #[arg(long = "evaluator-page-size", env = "CORTEX_EVALUATOR_PAGE_SIZE", default_value_t = 1000)]
+    #[arg(long = "evaluator-page-size", env = "CORTEX_EVALUATOR_PAGE_SIZE", default_value_t = cortex_command::evaluator::EvaluatorSettings::default().page)]
     pub page_size: usize,
     /// `ComplianceEvaluated` appends in flight at once (each to its own stream).
-    #[arg(long = "evaluator-concurrency", env = "CORTEX_EVALUATOR_CONCURRENCY", default_value_t = 64)]
+    #[arg(long = "evaluator-concurrency", env = "CORTEX_EVALUATOR_CONCURRENCY", default_value_t = cortex_command::evaluator::EvaluatorSettings::default().concurrency)]
     pub concurrency: usize,
 }
 

@@ -7,20 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cortex, json, serve, wait_until_up};
+use common::{Stop, cortex, json, serve, wait_until_up};
 use cortex_events::testing::{Server, TestDatabase};
 use serde_json::{Value, json};
-
-struct Stop(Vec<std::process::Child>);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 #[tokio::test]
 async fn two_query_instances_stay_coherent_with_one_nats_and_one_cache() {

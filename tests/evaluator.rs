@@ -7,20 +7,9 @@ mod common;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use common::{cortex, json, wait_until_up};
+use common::{Stop, cortex, json, serve_with_env, wait_until_up};
 use cortex_events::testing::TestDatabase;
 use serde_json::{Map, Value, json};
-
-struct Stop(Vec<std::process::Child>);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn tenant(db: &TestDatabase, name: &str) -> String {
     json(cortex(db).args(["tenants", "create", name]).output().unwrap())["api_key"]
@@ -49,6 +38,11 @@ impl Api {
         let (status, answer) = self.send(reqwest::Method::POST, path, Some(body.clone())).await;
         assert!((200..300).contains(&status), "POST {path} {body}: {status} {answer}");
         answer
+    }
+
+    /// POSTs and answers the id field `field` of the answer.
+    async fn post_id(&self, path: &str, body: Value, field: &str) -> String {
+        self.post(path, body).await[field].as_str().unwrap().to_owned()
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -97,17 +91,7 @@ impl Api {
 }
 
 async fn start(db: &TestDatabase, key: &str, env: &[(&str, &str)]) -> (std::process::Child, Api) {
-    let (child, base) = {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut c = cortex(db);
-        c.args(["serve", "--http-addr", &format!("127.0.0.1:{port}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        (c.spawn().unwrap(), format!("http://127.0.0.1:{port}"))
-    };
+    let (child, base) = serve_with_env(db, &[], env);
     wait_until_up(&base).await;
     (child, Api { base, key: key.to_owned(), client: reqwest::Client::new() })
 }
@@ -163,19 +147,13 @@ async fn the_rule_engine_fixtures_are_decided_by_the_evaluator_through_the_api()
         async move {
             let name = format!("{file} / {}", case["name"].as_str().unwrap_or(""));
             let props = &definition["properties"];
-            let policy = api
-                .post(
+            let policy = api.post_id(
                     "/v1/policies",
                     json!({
                         "name": props["displayName"], "severity": "medium", "mode": props["mode"],
                         "rule": props["policyRule"], "parameters": props.get("parameters").cloned().unwrap_or(json!({})),
                         "parameter_values": Value::Object(values.clone()),
-                    }),
-                )
-                .await["policy_id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+                    }), "policy_id").await;
             let resource = &case["resource"];
             if let Some(rg) = case.get("rg") {
                 let sub = subscription_of(resource["id"].as_str().unwrap()).unwrap();
@@ -188,7 +166,7 @@ async fn the_rule_engine_fixtures_are_decided_by_the_evaluator_through_the_api()
                 record.insert("tags".into(), rg.get("tags").cloned().unwrap_or(json!({})));
                 api.post("/v1/resources", Value::Object(record)).await;
             }
-            let id = api.post("/v1/resources", resource.clone()).await["resource_id"].as_str().unwrap().to_owned();
+            let id = api.post_id("/v1/resources", resource.clone(), "resource_id").await;
             let mut got = None;
             for _ in 0..300 {
                 got = api.result(&id, &policy).await;
@@ -235,18 +213,10 @@ async fn results_and_summaries_follow_a_policy_and_its_exemptions_through_their_
     let key = tenant(&db, "acme");
     let (child, api) = start(&db, &key, &[]).await;
     let _stop = Stop(vec![child]);
-    let policy = api.post("/v1/policies", allowed_locations(&["eastus"])).await["policy_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let policy = api.post_id("/v1/policies", allowed_locations(&["eastus"]), "policy_id").await;
     let mut ids = Vec::new();
     for (name, location) in [("st1", "eastus"), ("st2", "eastus"), ("st3", "westus")] {
-        ids.push(
-            api.post("/v1/resources", record(name, location)).await["resource_id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.push(api.post_id("/v1/resources", record(name, location), "resource_id").await);
     }
     api.wait_state(&ids[2], &policy, "non_compliant").await;
     api.wait_summary(2, 1, 0).await;
@@ -266,14 +236,12 @@ async fn results_and_summaries_follow_a_policy_and_its_exemptions_through_their_
 
     // An exemption takes effect, and its revocation ends it.
     let exemption = api
-        .post(
+        .post_id(
             &format!("/v1/policies/{policy}/exemptions"),
             json!({"resource_id": ids[0], "reason": "waiver W-1"}),
+            "exemption_id",
         )
-        .await["exemption_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     let exempt = api.wait_state(&ids[0], &policy, "exempt").await;
     assert!(exempt["reason"].as_str().is_some_and(|r| r.contains("waiver W-1")), "{exempt}");
     api.wait_summary(2, 0, 1).await;
@@ -309,17 +277,15 @@ async fn results_and_summaries_follow_a_policy_and_its_exemptions_through_their_
 
     // A new policy is evaluated on the resources already there.
     let tagged = api
-        .post(
+        .post_id(
             "/v1/policies",
             json!({
                 "name": "env tag", "severity": "low",
                 "rule": {"if": {"field": "tags['env']", "exists": "false"}, "then": {"effect": "audit"}},
             }),
+            "policy_id",
         )
-        .await["policy_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     api.wait_state(&ids[0], &tagged, "non_compliant").await;
     api.wait_state(&ids[1], &tagged, "non_compliant").await;
     api.wait_summary(0, 2, 0).await;
@@ -377,10 +343,7 @@ async fn a_crash_in_the_middle_of_a_fan_out_neither_duplicates_nor_loses_a_decis
             .is_ok_and(|n| n == RESOURCES as i64)
     })
     .await;
-    let policy = api.post("/v1/policies", allowed_locations(&["eastus"])).await["policy_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let policy = api.post_id("/v1/policies", allowed_locations(&["eastus"]), "policy_id").await;
     let decided = async || -> i64 {
         sqlx::query_scalar(
             "SELECT count(*) FROM es_events WHERE event_type = 'ComplianceEvaluated' AND data::jsonb->'results' @> $1",
@@ -446,12 +409,8 @@ async fn the_evaluator_appends_after_an_external_scanners_result_on_the_same_str
     let key = tenant(&db, "acme");
     let (child, api) = start(&db, &key, &[]).await;
     let _stop = Stop(vec![child]);
-    let policy = api.post("/v1/policies", allowed_locations(&["eastus"])).await["policy_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let id =
-        api.post("/v1/resources", record("st1", "eastus")).await["resource_id"].as_str().unwrap().to_owned();
+    let policy = api.post_id("/v1/policies", allowed_locations(&["eastus"]), "policy_id").await;
+    let id = api.post_id("/v1/resources", record("st1", "eastus"), "resource_id").await;
     api.wait_state(&id, &policy, "compliant").await;
     api.post(
         "/v1/evaluations",
@@ -499,7 +458,7 @@ async fn resource_group_context_reaches_fan_outs_and_a_group_change_re_evaluates
     api.post("/v1/resources", group("prod")).await;
     let mut member = record("st1", "eastus");
     member["tags"] = json!({"env": "prod"});
-    let id = api.post("/v1/resources", member).await["resource_id"].as_str().unwrap().to_owned();
+    let id = api.post_id("/v1/resources", member, "resource_id").await;
     // The policy's fan-out comes in a batch of its own, which reads the group from the table.
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     common::eventually("the evaluator to hold the group and its member", async || {
@@ -511,7 +470,7 @@ async fn resource_group_context_reaches_fan_outs_and_a_group_change_re_evaluates
     .await;
     // Non-compliant when the resource's env tag equals its group's: true only if the group is read.
     let policy = api
-        .post(
+        .post_id(
             "/v1/policies",
             json!({
                 "name": "env differs from the group", "severity": "low", "mode": "indexed",
@@ -520,11 +479,9 @@ async fn resource_group_context_reaches_fan_outs_and_a_group_change_re_evaluates
                     {"field": "tags['env']", "equals": "[resourceGroup().tags['env']]"}
                 ]}, "then": {"effect": "audit"}},
             }),
+            "policy_id",
         )
-        .await["policy_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     api.wait_state(&id, &policy, "non_compliant").await;
     api.post("/v1/resources", group("dev")).await;
     api.wait_state(&id, &policy, "compliant").await;
@@ -545,10 +502,9 @@ async fn a_first_evaluation_against_many_policies_is_split_across_events() {
             "name": format!("tag {i}"), "severity": "low",
             "rule": {"if": {"field": format!("tags['t{i}']"), "exists": "false"}, "then": {"effect": "audit"}},
         });
-        policies.push(api.post("/v1/policies", body).await["policy_id"].as_str().unwrap().to_owned());
+        policies.push(api.post_id("/v1/policies", body, "policy_id").await);
     }
-    let id =
-        api.post("/v1/resources", record("st1", "eastus")).await["resource_id"].as_str().unwrap().to_owned();
+    let id = api.post_id("/v1/resources", record("st1", "eastus"), "resource_id").await;
     for policy in [&policies[0], &policies[POLICIES - 1]] {
         api.wait_state(&id, policy, "non_compliant").await;
     }

@@ -26,15 +26,35 @@ pub fn json(out: Output) -> Value {
 }
 
 pub fn serve(db: &TestDatabase, extra: &[&str]) -> (Child, String) {
+    serve_with_env(db, extra, &[])
+}
+
+/// `cortex serve` with extra arguments and environment variables, on a free port: the child
+/// and its base URL (not yet up: see [`wait_until_up`]).
+pub fn serve_with_env(db: &TestDatabase, extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = cortex(db)
         .args(["serve", "--http-addr", &format!("127.0.0.1:{port}")])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// Kills (and reaps) the processes it holds when dropped, so that a failing test leaves no
+/// server behind.
+pub struct Stop(pub Vec<Child>);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 pub async fn wait_until_up(base: &str) {

@@ -98,7 +98,7 @@ pub fn judge(
             if let Some(at) = e.expires_at {
                 details.insert("expires_at".into(), json!(at));
             }
-            details.insert("would_be".into(), json!(super::rows::state_text(state)));
+            details.insert("would_be".into(), json!(state.as_str()));
             PolicyResult {
                 policy_id: policy.policy_id,
                 state: ComplianceState::Exempt,

@@ -162,7 +162,7 @@ impl Evaluator {
     /// Decides `batch` (in log order) inside `conn`'s transaction, whose `search_path` is
     /// `rm_evaluator`: appends the decisions, then writes the state back. The caller commits
     /// with the checkpoint.
-    #[tracing::instrument(name = "evaluator.apply", skip_all, fields(events = batch.len()))]
+    #[tracing::instrument(name = "evaluator.apply", skip_all, fields(events = batch.len(), evaluated, appended))]
     pub async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -174,7 +174,7 @@ impl Evaluator {
     }
 
     /// Lets the exemptions due at `now` expire (the log is quiet: no event brought them due).
-    #[tracing::instrument(name = "evaluator.tick", skip_all)]
+    #[tracing::instrument(name = "evaluator.tick", skip_all, fields(evaluated, appended))]
     pub async fn tick(&self, conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Outcome, EvalError> {
         let mut work = work::Work::new(self);
         let result = work.run_tick(conn, now).await;
@@ -196,6 +196,8 @@ impl Evaluator {
             self.report_progress(None).await;
         }
         let outcome = outcome?;
+        // On the `evaluator.apply`/`evaluator.tick` span: what the batch or tick did.
+        tracing::Span::current().record("evaluated", outcome.evaluated).record("appended", outcome.appended);
         let next = rows::next_expiry(conn).await?;
         *self.next_expiry.lock().unwrap_or_else(|p| p.into_inner()) = next;
         Ok(outcome)

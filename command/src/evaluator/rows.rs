@@ -123,31 +123,9 @@ pub struct Decision {
     pub policy_revision: Option<u64>,
 }
 
-pub fn state_text(state: ComplianceState) -> &'static str {
-    match state {
-        ComplianceState::Compliant => "compliant",
-        ComplianceState::NonCompliant => "non_compliant",
-        ComplianceState::Exempt => "exempt",
-        ComplianceState::NotApplicable => "not_applicable",
-        ComplianceState::Error => "error",
-    }
-}
-
-fn parse_state(text: &str) -> ComplianceState {
-    match text {
-        "compliant" => ComplianceState::Compliant,
-        "non_compliant" => ComplianceState::NonCompliant,
-        "exempt" => ComplianceState::Exempt,
-        "not_applicable" => ComplianceState::NotApplicable,
-        _ => ComplianceState::Error,
-    }
-}
-
-fn mode_text(mode: PolicyMode) -> &'static str {
-    match mode {
-        PolicyMode::All => "all",
-        PolicyMode::Indexed => "indexed",
-    }
+/// A stored value this code does not know (a table written by a newer version).
+fn bad(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
 }
 
 fn rev(v: i64) -> u64 {
@@ -186,7 +164,7 @@ pub fn decision_at(row: &PgRow, at: usize) -> Result<Option<Decision>, sqlx::Err
     Ok(match state {
         None => None,
         Some(state) => Some(Decision {
-            state: parse_state(&state),
+            state: ComplianceState::parse(&state).ok_or_else(|| bad("decision state", &state))?,
             reason: row.try_get(at + 1)?,
             policy_revision: row.try_get::<Option<i64>, _>(at + 2)?.map(rev),
         }),
@@ -235,6 +213,16 @@ pub async fn group(conn: &mut PgConnection, key: &GroupKey) -> Result<Option<Res
     Ok(found.into_iter().next())
 }
 
+/// How many resources (not deleted) a tenant has: the total of a fan-out's progress.
+#[tracing::instrument(name = "evaluator.count_resources", skip_all)]
+pub async fn count_resources(conn: &mut PgConnection, tenant: Uuid) -> Result<i64, EvalError> {
+    sqlx::query_scalar("SELECT count(*) FROM resources WHERE tenant_id = $1 AND NOT deleted")
+        .bind(tenant)
+        .fetch_one(conn)
+        .await
+        .map_err(pg("count a tenant's resources"))
+}
+
 /// Every registered (not deleted) group of a tenant, by id.
 #[tracing::instrument(name = "evaluator.load_groups", skip_all)]
 pub async fn groups(conn: &mut PgConnection, tenant: Uuid) -> Result<Vec<ResourceRow>, EvalError> {
@@ -279,10 +267,9 @@ pub async fn policies(conn: &mut PgConnection, tenant: Uuid) -> Result<Vec<Polic
             tenant_id: row.try_get(0)?,
             policy_id: row.try_get(1)?,
             rule_revision: rev(row.try_get(2)?),
-            mode: if row.try_get::<String, _>(3)? == "indexed" {
-                PolicyMode::Indexed
-            } else {
-                PolicyMode::All
+            mode: {
+                let mode: String = row.try_get(3)?;
+                PolicyMode::parse(&mode).ok_or_else(|| bad("policy mode", &mode))?
             },
             rule: row.try_get::<Json<Value>, _>(4)?.0,
             parameters: row.try_get::<Json<Map<String, Value>>, _>(5)?.0,
@@ -491,7 +478,7 @@ pub async fn write(conn: &mut PgConnection, w: &Writes<'_>) -> Result<(), EvalEr
         .bind(p.iter().map(|x| x.tenant_id).collect::<Vec<_>>())
         .bind(p.iter().map(|x| x.policy_id).collect::<Vec<_>>())
         .bind(p.iter().map(|x| irev(x.rule_revision)).collect::<Vec<_>>())
-        .bind(p.iter().map(|x| mode_text(x.mode)).collect::<Vec<_>>())
+        .bind(p.iter().map(|x| x.mode.as_str()).collect::<Vec<_>>())
         .bind(p.iter().map(|x| Json(&x.rule)).collect::<Vec<_>>())
         .bind(p.iter().map(|x| Json(&x.parameters)).collect::<Vec<_>>())
         .bind(p.iter().map(|x| Json(&x.parameter_values)).collect::<Vec<_>>())
@@ -545,7 +532,7 @@ pub async fn write(conn: &mut PgConnection, w: &Writes<'_>) -> Result<(), EvalEr
         .bind(d.iter().map(|x| x.0).collect::<Vec<_>>())
         .bind(d.iter().map(|x| x.1).collect::<Vec<_>>())
         .bind(d.iter().map(|x| x.2).collect::<Vec<_>>())
-        .bind(d.iter().map(|x| state_text(x.3.state)).collect::<Vec<_>>())
+        .bind(d.iter().map(|x| x.3.state.as_str()).collect::<Vec<_>>())
         .bind(d.iter().map(|x| x.3.reason.as_deref()).collect::<Vec<_>>())
         .bind(d.iter().map(|x| x.3.policy_revision.map(irev)).collect::<Vec<_>>())
         .execute(&mut *conn)

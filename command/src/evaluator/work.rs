@@ -641,12 +641,7 @@ impl<'e> Work<'e> {
                 self.groups.entry(group.own_group_key()).or_insert(Some(group));
             }
         }
-        let total: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM resources WHERE tenant_id = $1 AND NOT deleted")
-                .bind(tenant)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|source| EvalError::Postgres { step: "count a tenant's resources", source })?;
+        let total: i64 = rows::count_resources(conn, tenant).await?;
         let mut seen: HashSet<Uuid> = HashSet::new();
         let mut after = Uuid::nil();
         let mut done = 0u64;

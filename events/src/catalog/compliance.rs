@@ -14,6 +14,31 @@ pub enum ComplianceState {
     Error,
 }
 
+impl ComplianceState {
+    /// The state as stored and serialised (`non_compliant`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Compliant => "compliant",
+            Self::NonCompliant => "non_compliant",
+            Self::Exempt => "exempt",
+            Self::NotApplicable => "not_applicable",
+            Self::Error => "error",
+        }
+    }
+
+    /// The inverse of [`Self::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "compliant" => Self::Compliant,
+            "non_compliant" => Self::NonCompliant,
+            "exempt" => Self::Exempt,
+            "not_applicable" => Self::NotApplicable,
+            "error" => Self::Error,
+            _ => return None,
+        })
+    }
+}
+
 /// One policy's verdict on the resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -22,6 +22,25 @@ pub enum PolicyMode {
     Indexed,
 }
 
+impl PolicyMode {
+    /// The mode as stored and serialised (`all`, `indexed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Indexed => "indexed",
+        }
+    }
+
+    /// The inverse of [`Self::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "all" => Self::All,
+            "indexed" => Self::Indexed,
+            _ => return None,
+        })
+    }
+}
+
 /// Where a policy applies within its tenant; both lists empty means the whole tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
+use cortex_events::catalog::{ComplianceState, PolicyMode};
 use sqlx::{PgConnection, Row, postgres::PgRow};
 use uuid::Uuid;
 
@@ -12,8 +13,8 @@ use super::{
     Needs,
     model::Model,
     rows::{
-        Counts, PolicyRow, ResourceRow, ResultRow, SummaryRow, Tables, TenantTotalsRow, TrendRow, parse_mode,
-        parse_severity, parse_state,
+        Counts, PolicyRow, ResourceRow, ResultRow, SummaryRow, Tables, TenantTotalsRow, TrendRow,
+        parse_severity,
     },
 };
 use crate::projector::{ApplyError, pg};
@@ -222,7 +223,7 @@ fn policy_row(row: &PgRow) -> Result<PolicyRow, sqlx::Error> {
         description: row.try_get("description")?,
         category: row.try_get("category")?,
         severity: parse_severity(severity).ok_or_else(|| bad("severity", severity))?,
-        mode: parse_mode(mode).ok_or_else(|| bad("mode", mode))?,
+        mode: PolicyMode::parse(mode).ok_or_else(|| bad("mode", mode))?,
         enabled: row.try_get("enabled")?,
         scope: row.try_get("scope")?,
         rule: row.try_get("rule")?,
@@ -241,7 +242,7 @@ fn result_row(row: &PgRow) -> Result<ResultRow, sqlx::Error> {
         tenant_id: row.try_get("tenant_id")?,
         resource_id: row.try_get("resource_id")?,
         policy_id: row.try_get("policy_id")?,
-        state: parse_state(state).ok_or_else(|| bad("result state", state))?,
+        state: ComplianceState::parse(state).ok_or_else(|| bad("result state", state))?,
         reason: row.try_get("reason")?,
         source: row.try_get("source")?,
         policy_revision: row.try_get("policy_revision")?,

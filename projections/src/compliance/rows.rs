@@ -177,27 +177,6 @@ impl Tables {
 }
 
 /// The text of a state in the tables.
-pub fn state_text(state: ComplianceState) -> &'static str {
-    match state {
-        ComplianceState::Compliant => "compliant",
-        ComplianceState::NonCompliant => "non_compliant",
-        ComplianceState::Exempt => "exempt",
-        ComplianceState::NotApplicable => "not_applicable",
-        ComplianceState::Error => "error",
-    }
-}
-
-pub fn parse_state(text: &str) -> Option<ComplianceState> {
-    Some(match text {
-        "compliant" => ComplianceState::Compliant,
-        "non_compliant" => ComplianceState::NonCompliant,
-        "exempt" => ComplianceState::Exempt,
-        "not_applicable" => ComplianceState::NotApplicable,
-        "error" => ComplianceState::Error,
-        _ => return None,
-    })
-}
-
 pub fn severity_text(severity: Severity) -> &'static str {
     match severity {
         Severity::Low => "low",
@@ -213,21 +192,6 @@ pub fn parse_severity(text: &str) -> Option<Severity> {
         "medium" => Severity::Medium,
         "high" => Severity::High,
         "critical" => Severity::Critical,
-        _ => return None,
-    })
-}
-
-pub fn mode_text(mode: PolicyMode) -> &'static str {
-    match mode {
-        PolicyMode::All => "all",
-        PolicyMode::Indexed => "indexed",
-    }
-}
-
-pub fn parse_mode(text: &str) -> Option<PolicyMode> {
-    Some(match text {
-        "all" => PolicyMode::All,
-        "indexed" => PolicyMode::Indexed,
         _ => return None,
     })
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     model::Delta,
-    rows::{Counts, mode_text, severity_text, state_text},
+    rows::{Counts, severity_text},
 };
 use crate::projector::{ApplyError, pg};
 
@@ -60,7 +60,7 @@ async fn results(conn: &mut PgConnection, delta: &Delta<'_>) -> Result<(), sqlx:
     .bind(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.resource_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.policy_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| state_text(r.state)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.reason.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.policy_revision).collect::<Vec<_>>())
@@ -136,7 +136,7 @@ async fn policies(conn: &mut PgConnection, delta: &Delta<'_>) -> Result<(), sqlx
     .bind(rows.iter().map(|p| p.description.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|p| p.category.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|p| severity_text(p.severity)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|p| mode_text(p.mode)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|p| p.mode.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|p| p.enabled).collect::<Vec<_>>())
     .bind(json(|p| &p.scope))
     .bind(json(|p| &p.rule))
