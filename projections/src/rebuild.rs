@@ -463,7 +463,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
 
     /// Creates the live tables' non-unique indexes on the shadow (`IF NOT EXISTS`: a resumed
     /// rebuild may have made some), under the same names, so that the swapped-in tables are
-    /// indexed exactly like the live ones.
+    /// indexed exactly like the live ones, then analyses them.
     #[tracing::instrument(name = "projection.rebuild.indexes", skip_all, fields(projection = self.name()))]
     async fn create_deferred_indexes(
         &self,
@@ -512,6 +512,14 @@ impl<P: Projector + ?Sized> Rebuild<P> {
             .buffer_unordered(INDEX_BUILDS_AT_ONCE)
             .try_collect::<Vec<()>>()
             .await?;
+        // Statistics, as after any bulk load: the swapped-in tables are otherwise planned
+        // with default estimates until autovacuum gets to them (never, where it is off), and
+        // such estimates chose whole-tenant scans for keyed batch loads (measured on the
+        // evaluator's decisions: 68 ms a load against 2.7 ms once analysed).
+        for table in tables {
+            let statement = format!("ANALYZE {}.{}", quote_ident(&shadow.schema), quote_ident(table));
+            sqlx::query(&statement).execute(&self.pool).await.map_err(self.pg("analyse a shadow table"))?;
+        }
         Ok(())
     }
 

@@ -499,7 +499,11 @@ impl<P: Projector + ?Sized> Runner<P> {
     /// `SET LOCAL search_path` to the target's schema (projectors name tables unqualified),
     /// and `synchronous_commit = off`: a read model is derived, so a database crash that
     /// loses its last commits loses their checkpoint with them, and the runner applies those
-    /// events again — while no commit waits for its WAL flush.
+    /// events again — while no commit waits for its WAL flush. No parallel plans: a batch's
+    /// statements are keyed lookups and upserts, and PostgreSQL picks a parallel plan for
+    /// them only from a bad estimate (a generic plan, or tables not yet analysed), paying
+    /// milliseconds of worker start-up for each statement (measured: 5.7 ms of a 8.7 ms
+    /// compliance load that found nothing).
     async fn enter_schema(&self, conn: &mut PgConnection) -> Result<(), RunnerError> {
         // `set_config(…, true)` is `SET LOCAL`, here as one statement with a parameter. The
         // shared lock on the projection's swap key keeps every batch wholly before or wholly
@@ -507,6 +511,7 @@ impl<P: Projector + ?Sized> Runner<P> {
         // the old tables can never write what it computed into the new ones.
         sqlx::query(
             "SELECT set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true), \
+                    set_config('max_parallel_workers_per_gather', '0', true), \
                     pg_advisory_xact_lock_shared(hashtextextended($2, 0))",
         )
         .bind(format!("{}, public", self.target.schema))

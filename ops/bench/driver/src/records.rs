@@ -135,3 +135,33 @@ pub async fn await_visible(
     }
     Ok(())
 }
+
+/// Waits until the tenant's compliance summary has not changed (same `ETag`) for `quiet`,
+/// up to `limit`: the work a setup started (the evaluator deciding a new pool of resources,
+/// the compliance projection following it) is over, so that a measurement that comes next
+/// does not count the setup's tail as its own.
+pub async fn settle(
+    client: &reqwest::Client,
+    api: &Api,
+    quiet: Duration,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let started = tokio::time::Instant::now();
+    let (mut last, mut since) = (None::<String>, tokio::time::Instant::now());
+    loop {
+        let resp = client.get(api.at("/v1/compliance/summary")).bearer_auth(&api.key).send().await?;
+        if !resp.status().is_success() {
+            bail!("GET /v1/compliance/summary answered {}", resp.status());
+        }
+        let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if etag.is_none() || etag != last {
+            (last, since) = (etag, tokio::time::Instant::now());
+        } else if since.elapsed() >= quiet {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            bail!("the compliance summary still changed after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -25,7 +25,7 @@ use tokio::{
 
 use crate::{
     procfs::{Cpu, memory, open_files_limit},
-    records::{Api, await_visible, client, storage_account, write, write_batch},
+    records::{Api, await_visible, client, settle, storage_account, write, write_batch},
     stats::{Delays, fmt},
 };
 
@@ -108,7 +108,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tag = format!("e{}", chrono::Utc::now().timestamp() % 1_000_000);
     let ids = write_batch(&writer, &api, (0..100).map(|n| storage_account(&tag, n, 0)).collect()).await?;
     await_visible(&writer, &api, &ids[ids.len() - 1..], Duration::from_secs(60)).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&writer, &api, Duration::from_secs(1), Duration::from_secs(120)).await?;
 
     let rss_before = args.server_pid.and_then(memory);
     let board = Arc::new(Board::default());
