@@ -98,8 +98,8 @@ pub(crate) fn subscribe_all(
 /// back by an older open transaction, whose end sends no notification). Such a transaction
 /// is nearly always another short writer (an append, a projection's batch), so the first
 /// look comes soon; a long one (an idle session holding an xid) costs two indexed reads per
-/// `HELD_BACK_MAX` per subscription. With 5 ms doubling to 200 ms, a live read model's
-/// freshness had a tail of that 200 ms (`ops/bench/queries`).
+/// `HELD_BACK_MAX` per subscription. (It was 5 ms doubling to 200 ms: a reader held back
+/// twice in a row by short writers could sleep 200 ms past their end.)
 const HELD_BACK_FIRST: Duration = Duration::from_millis(1);
 const HELD_BACK_MAX: Duration = Duration::from_millis(25);
 

@@ -95,7 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     await_visible(&client, &args.api, &last_ids, Duration::from_secs(60)).await?;
     // The evaluator and the compliance projection are still deciding the new pool: measured
     // from here, the first second's delays were theirs (p99 at 50 commands/s: 72 ms, against
-    // 8 ms once quiet).
+    // 13 ms once quiet).
     settle(&client, &args.api, Duration::from_secs(1), Duration::from_secs(120)).await?;
 
     eprintln!("freshness: {} commands/s for {} s", args.rate, args.seconds);
