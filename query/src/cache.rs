@@ -385,7 +385,7 @@ impl L1 {
 /// command is bounded by [`L2_TIMEOUT`], and a failure leaves L2 alone for [`L2_BACKOFF`].
 #[derive(Clone)]
 struct L2 {
-    client: redis::Client,
+    client: Arc<redis::Client>,
     conn: Arc<tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>>,
     down_until: Arc<AtomicU64>,
     epoch: Instant,
@@ -395,7 +395,7 @@ struct L2 {
 impl L2 {
     fn new(url: &str, ttl: Duration) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            client: redis::Client::open(url)?,
+            client: Arc::new(redis::Client::open(url)?),
             conn: Arc::default(),
             down_until: Arc::default(),
             epoch: Instant::now(),

@@ -12,7 +12,7 @@ pub mod params;
 pub mod policies;
 pub mod resources;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use std::future::Future;
 
@@ -52,14 +52,27 @@ impl Default for QuerySettings {
     }
 }
 
-/// What every query route shares. Cheap to clone.
+/// What every query route shares. Cheap to clone: one reference count (axum clones the
+/// state for every request; field by field that was a dozen, and the cache's L2 client
+/// copied its connection strings).
 #[derive(Clone)]
-pub struct QueryState {
+pub struct QueryState(Arc<Shared>);
+
+/// The contents of a [`QueryState`].
+pub struct Shared {
     pub reads: Reads,
     /// The key ring and rate limiter, shared with the command API when one process serves both.
     pub auth: Auth,
     pub cache: Cache,
     pub settings: QuerySettings,
+}
+
+impl std::ops::Deref for QueryState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl QueryState {
@@ -72,7 +85,7 @@ impl QueryState {
     }
 
     pub fn with_cache(reads: Reads, auth: Auth, cache: Cache, settings: QuerySettings) -> Self {
-        Self { reads, auth, cache, settings }
+        Self(Arc::new(Shared { reads, auth, cache, settings }))
     }
 
     /// Waits for `after` (when given) on the projections in `of`, then answers from the
