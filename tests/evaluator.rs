@@ -189,6 +189,8 @@ async fn the_rule_engine_fixtures_are_decided_by_the_evaluator_through_the_api()
         cases.len(),
         failures.join("\n")
     );
+    drop(_stop);
+    db.drop_database().await;
 }
 
 fn record(name: &str, location: &str) -> Value {
@@ -314,6 +316,8 @@ async fn results_and_summaries_follow_a_policy_and_its_exemptions_through_their_
             "{data}"
         );
     }
+    drop(_stop);
+    db.drop_database().await;
 }
 
 /// Kills the server (SIGKILL) while a policy's scope is being re-evaluated, restarts it, and
@@ -398,6 +402,8 @@ async fn a_crash_in_the_middle_of_a_fan_out_neither_duplicates_nor_loses_a_decis
     assert_eq!(per_stream.len(), RESOURCES, "every resource has a decision");
     let twice: Vec<_> = per_stream.iter().filter(|(_, n)| **n != 1).take(10).collect();
     assert!(twice.is_empty(), "decided more than once: {twice:?}");
+    drop(stop);
+    db.drop_database().await;
 }
 
 /// An external scanner's result lands on the resource's compliance stream between two of the
@@ -441,6 +447,8 @@ async fn the_evaluator_appends_after_an_external_scanners_result_on_the_same_str
     .await
     .unwrap();
     assert_eq!(sources, ["policycortex", "scanner-x", "policycortex", "policycortex"]);
+    drop(_stop);
+    db.drop_database().await;
 }
 
 /// `resourceGroup()` reads the registered group, in a policy's fan-out as for a single
@@ -485,6 +493,8 @@ async fn resource_group_context_reaches_fan_outs_and_a_group_change_re_evaluates
     api.wait_state(&id, &policy, "non_compliant").await;
     api.post("/v1/resources", group("dev")).await;
     api.wait_state(&id, &policy, "compliant").await;
+    drop(_stop);
+    db.drop_database().await;
 }
 
 /// A resource's first evaluation in a tenant with more policies than one event holds is
@@ -518,4 +528,6 @@ async fn a_first_evaluation_against_many_policies_is_split_across_events() {
     .unwrap();
     assert_eq!(sizes.iter().sum::<i64>(), POLICIES as i64, "{sizes:?}");
     assert!(sizes.len() >= 2 && sizes.iter().all(|n| *n <= 100), "{sizes:?}");
+    drop(_stop);
+    db.drop_database().await;
 }
