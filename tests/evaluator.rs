@@ -96,6 +96,20 @@ async fn start(db: &TestDatabase, key: &str, env: &[(&str, &str)]) -> (std::proc
     (child, Api { base, key: key.to_owned(), client: reqwest::Client::new() })
 }
 
+/// A database of its own with one tenant, `acme`, and `cortex serve` on it.
+async fn serve_acme() -> (TestDatabase, Api, Stop) {
+    let db = TestDatabase::create().await;
+    let key = tenant(&db, "acme");
+    let (child, api) = start(&db, &key, &[]).await;
+    (db, api, Stop(vec![child]))
+}
+
+/// Stops the server, then drops its database (a failed test keeps both for a look).
+async fn finish(stop: Stop, db: TestDatabase) {
+    drop(stop);
+    db.drop_database().await;
+}
+
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("command/rules/tests/fixtures")
 }
@@ -141,7 +155,7 @@ async fn the_rule_engine_fixtures_are_decided_by_the_evaluator_through_the_api()
     assert!(cases.len() >= 100, "only {} fixture cases are inventory records", cases.len());
     let keys: Vec<String> = (0..cases.len()).map(|i| tenant(&db, &format!("fixture-{i}"))).collect();
     let (child, api) = start(&db, &keys[0], &[]).await;
-    let _stop = Stop(vec![child]);
+    let stop = Stop(vec![child]);
     let runs = cases.iter().zip(&keys).map(|((file, definition, values, case), key)| {
         let api = Api { base: api.base.clone(), key: key.clone(), client: api.client.clone() };
         async move {
@@ -189,8 +203,7 @@ async fn the_rule_engine_fixtures_are_decided_by_the_evaluator_through_the_api()
         cases.len(),
         failures.join("\n")
     );
-    drop(_stop);
-    db.drop_database().await;
+    finish(stop, db).await;
 }
 
 fn record(name: &str, location: &str) -> Value {
@@ -211,10 +224,7 @@ fn allowed_locations(locations: &[&str]) -> Value {
 
 #[tokio::test]
 async fn results_and_summaries_follow_a_policy_and_its_exemptions_through_their_life_cycle() {
-    let db = TestDatabase::create().await;
-    let key = tenant(&db, "acme");
-    let (child, api) = start(&db, &key, &[]).await;
-    let _stop = Stop(vec![child]);
+    let (db, api, stop) = serve_acme().await;
     let policy = api.post_id("/v1/policies", allowed_locations(&["eastus"]), "policy_id").await;
     let mut ids = Vec::new();
     for (name, location) in [("st1", "eastus"), ("st2", "eastus"), ("st3", "westus")] {
@@ -316,8 +326,7 @@ async fn results_and_summaries_follow_a_policy_and_its_exemptions_through_their_
             "{data}"
         );
     }
-    drop(_stop);
-    db.drop_database().await;
+    finish(stop, db).await;
 }
 
 /// Kills the server (SIGKILL) while a policy's scope is being re-evaluated, restarts it, and
@@ -402,8 +411,7 @@ async fn a_crash_in_the_middle_of_a_fan_out_neither_duplicates_nor_loses_a_decis
     assert_eq!(per_stream.len(), RESOURCES, "every resource has a decision");
     let twice: Vec<_> = per_stream.iter().filter(|(_, n)| **n != 1).take(10).collect();
     assert!(twice.is_empty(), "decided more than once: {twice:?}");
-    drop(stop);
-    db.drop_database().await;
+    finish(stop, db).await;
 }
 
 /// An external scanner's result lands on the resource's compliance stream between two of the
@@ -411,10 +419,7 @@ async fn a_crash_in_the_middle_of_a_fan_out_neither_duplicates_nor_loses_a_decis
 /// event is not there, and appends after the scanner's.
 #[tokio::test]
 async fn the_evaluator_appends_after_an_external_scanners_result_on_the_same_stream() {
-    let db = TestDatabase::create().await;
-    let key = tenant(&db, "acme");
-    let (child, api) = start(&db, &key, &[]).await;
-    let _stop = Stop(vec![child]);
+    let (db, api, stop) = serve_acme().await;
     let policy = api.post_id("/v1/policies", allowed_locations(&["eastus"]), "policy_id").await;
     let id = api.post_id("/v1/resources", record("st1", "eastus"), "resource_id").await;
     api.wait_state(&id, &policy, "compliant").await;
@@ -447,18 +452,14 @@ async fn the_evaluator_appends_after_an_external_scanners_result_on_the_same_str
     .await
     .unwrap();
     assert_eq!(sources, ["policycortex", "scanner-x", "policycortex", "policycortex"]);
-    drop(_stop);
-    db.drop_database().await;
+    finish(stop, db).await;
 }
 
 /// `resourceGroup()` reads the registered group, in a policy's fan-out as for a single
 /// resource, and a group's change re-evaluates its members.
 #[tokio::test]
 async fn resource_group_context_reaches_fan_outs_and_a_group_change_re_evaluates_its_members() {
-    let db = TestDatabase::create().await;
-    let key = tenant(&db, "acme");
-    let (child, api) = start(&db, &key, &[]).await;
-    let _stop = Stop(vec![child]);
+    let (db, api, stop) = serve_acme().await;
     let group = |env: &str| {
         json!({"id": "/subscriptions/s1/resourceGroups/rg-app", "name": "rg-app",
                "type": "Microsoft.Resources/resourceGroups", "location": "eastus", "tags": {"env": env}})
@@ -493,8 +494,7 @@ async fn resource_group_context_reaches_fan_outs_and_a_group_change_re_evaluates
     api.wait_state(&id, &policy, "non_compliant").await;
     api.post("/v1/resources", group("dev")).await;
     api.wait_state(&id, &policy, "compliant").await;
-    drop(_stop);
-    db.drop_database().await;
+    finish(stop, db).await;
 }
 
 /// A resource's first evaluation in a tenant with more policies than one event holds is
@@ -502,10 +502,7 @@ async fn resource_group_context_reaches_fan_outs_and_a_group_change_re_evaluates
 #[tokio::test]
 async fn a_first_evaluation_against_many_policies_is_split_across_events() {
     const POLICIES: usize = 130;
-    let db = TestDatabase::create().await;
-    let key = tenant(&db, "acme");
-    let (child, api) = start(&db, &key, &[]).await;
-    let _stop = Stop(vec![child]);
+    let (db, api, stop) = serve_acme().await;
     let mut policies = Vec::new();
     for i in 0..POLICIES {
         let body = json!({
@@ -528,6 +525,5 @@ async fn a_first_evaluation_against_many_policies_is_split_across_events() {
     .unwrap();
     assert_eq!(sizes.iter().sum::<i64>(), POLICIES as i64, "{sizes:?}");
     assert!(sizes.len() >= 2 && sizes.iter().all(|n| *n <= 100), "{sizes:?}");
-    drop(_stop);
-    db.drop_database().await;
+    finish(stop, db).await;
 }

@@ -33,6 +33,14 @@ const RESULTS_PER_EVENT: usize = 100;
 type ResourceKey = (Uuid, Uuid);
 type PairKey = (Uuid, Uuid, Uuid);
 
+/// Files `exemption` under its (tenant, resource, policy) pair.
+fn index_pair(pairs: &mut HashMap<PairKey, BTreeSet<Uuid>>, tenant: Uuid, exemption: &ExemptionRow) {
+    pairs
+        .entry((tenant, exemption.resource_id, exemption.policy_id))
+        .or_default()
+        .insert(exemption.exemption_id);
+}
+
 /// What caused an evaluation: the id the appended events' ids derive from, and the
 /// provenance they inherit.
 #[derive(Debug, Clone)]
@@ -356,10 +364,7 @@ impl<'e> Work<'e> {
                 if let Some(at) = row.expires_at {
                     self.due.insert((at, tenant, row.exemption_id));
                 }
-                self.exemption_pairs
-                    .entry((tenant, row.resource_id, row.policy_id))
-                    .or_default()
-                    .insert(row.exemption_id);
+                index_pair(&mut self.exemption_pairs, tenant, &row);
                 self.exemptions.entry(tenant).or_default().insert(row.exemption_id, row);
                 self.removed_exemptions.remove(&(tenant, e.exemption_id));
                 self.dirty_exemptions.insert((tenant, e.exemption_id));
@@ -848,10 +853,7 @@ impl<'e> Work<'e> {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.exemptions.entry(tenant) {
             let loaded = rows::exemptions(conn, tenant).await?;
             for e in &loaded {
-                self.exemption_pairs
-                    .entry((tenant, e.resource_id, e.policy_id))
-                    .or_default()
-                    .insert(e.exemption_id);
+                index_pair(&mut self.exemption_pairs, tenant, e);
             }
             slot.insert(loaded.into_iter().map(|e| (e.exemption_id, e)).collect());
         }

@@ -189,7 +189,6 @@ impl Inner {
     }
 }
 
-/// Maps a sqlx error to the step that failed.
 /// Errors of the connection or of the server's state rather than of the statement, so that
 /// the same work may succeed later: I/O, TLS, protocol and pool failures, and SQLSTATE
 /// classes 08 (connection exception), 53 (insufficient resources), 57 (operator
@@ -214,6 +213,7 @@ pub fn is_transient_sqlx(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Maps a sqlx error to the step that failed.
 pub(crate) fn pg(step: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Postgres { step, source }
 }

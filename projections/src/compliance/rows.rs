@@ -176,7 +176,7 @@ impl Tables {
     }
 }
 
-/// The text of a state in the tables.
+/// The text of a severity in the tables.
 pub fn severity_text(severity: Severity) -> &'static str {
     match severity {
         Severity::Low => "low",

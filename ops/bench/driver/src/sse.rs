@@ -345,10 +345,9 @@ enum Body {
 
 impl Body {
     /// Hands the payload in `bytes` to `out`; false once the body has ended.
-    fn feed(&mut self, bytes: &[u8], out: impl FnMut(&[u8])) -> bool {
+    fn feed(&mut self, bytes: &[u8], mut out: impl FnMut(&[u8])) -> bool {
         match self {
             Body::Plain => {
-                let mut out = out;
                 out(bytes);
                 true
             }
