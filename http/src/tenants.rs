@@ -55,7 +55,7 @@ fn pg(step: &'static str) -> impl FnOnce(sqlx::Error) -> TenantStoreError {
 #[tracing::instrument(skip(pool))]
 pub async fn create_tenant(pool: &PgPool, name: &str) -> Result<NewTenant, TenantStoreError> {
     let tenant_id = Uuid::now_v7();
-    let mut tx = pool.begin().await.map_err(pg("begin"))?;
+    let mut tx = cortex_events::postgres::begin(pool).await.map_err(pg("begin"))?;
     sqlx::query("INSERT INTO tenants (tenant_id, name) VALUES ($1, $2)")
         .bind(tenant_id)
         .bind(name)

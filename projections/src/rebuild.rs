@@ -408,7 +408,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         if !restart && self.shape(&shadow.schema).await? == self.shape(&live.schema).await? {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+        let mut tx = cortex_events::postgres::begin(&self.pool).await.map_err(self.pg("begin"))?;
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", shadow.schema))
             .execute(&mut *tx)
             .await
@@ -472,7 +472,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         tables: &[String],
     ) -> Result<(), RebuildError> {
         let mut all = Vec::new();
-        let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+        let mut tx = cortex_events::postgres::begin(&self.pool).await.map_err(self.pg("begin"))?;
         sqlx::query("SET LOCAL search_path = ''")
             .execute(&mut *tx)
             .await
@@ -501,7 +501,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         use futures::{StreamExt, TryStreamExt};
         futures::stream::iter(all)
             .map(|statement| async move {
-                let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+                let mut tx = cortex_events::postgres::begin(&self.pool).await.map_err(self.pg("begin"))?;
                 sqlx::query(INDEX_BUILD_MEMORY)
                     .execute(&mut *tx)
                     .await
@@ -585,7 +585,7 @@ impl<P: Projector + ?Sized> Rebuild<P> {
         shadow: &Target,
         tables: &[String],
     ) -> Result<Swapped, RebuildError> {
-        let mut tx = self.pool.begin().await.map_err(self.pg("begin the swap"))?;
+        let mut tx = cortex_events::postgres::begin(&self.pool).await.map_err(self.pg("begin the swap"))?;
         sqlx::query("SET LOCAL lock_timeout = '30s'")
             .execute(&mut *tx)
             .await

@@ -457,7 +457,7 @@ impl<P: Projector + ?Sized> Runner<P> {
         from: Option<Position>,
     ) -> Result<(), RunnerError> {
         let projection = self.name();
-        let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+        let mut tx = cortex_events::postgres::begin(&self.pool).await.map_err(self.pg("begin"))?;
         self.enter_schema(&mut tx).await?;
         let mut changes = Changes::default();
         if let Some(first) = events.first() {
@@ -482,7 +482,7 @@ impl<P: Projector + ?Sized> Runner<P> {
     #[tracing::instrument(name = "projection.tick", skip(self), fields(projection = %self.target.checkpoint))]
     async fn tick_once(&self, at: Option<Position>) -> Result<(), RunnerError> {
         let projection = self.name();
-        let mut tx = self.pool.begin().await.map_err(self.pg("begin"))?;
+        let mut tx = cortex_events::postgres::begin(&self.pool).await.map_err(self.pg("begin"))?;
         self.enter_schema(&mut tx).await?;
         let mut changes = Changes::default();
         self.projector

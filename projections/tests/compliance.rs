@@ -516,7 +516,7 @@ async fn a_batch_records_what_it_changed_for_change_notices() {
 
     estate.set_enabled(p1, false).await;
     let batch = read_log(&estate.store, head).await;
-    let mut tx = estate.db.pool.begin().await.unwrap();
+    let mut tx = cortex_events::postgres::begin(&estate.db.pool).await.unwrap();
     sqlx::query("SET LOCAL search_path = rm_compliance, public").execute(&mut *tx).await.unwrap();
     let mut changes = Changes::default();
     ComplianceProjector.apply(&mut tx, &batch, &mut changes).await.unwrap();
@@ -561,7 +561,7 @@ async fn assert_consistent(db: &TestDatabase, store: &Arc<dyn EventStore>, schem
 }
 
 async fn tables_of(db: &TestDatabase, schema: &str) -> cortex_projections::compliance::Tables {
-    let mut tx = db.pool.begin().await.unwrap();
+    let mut tx = cortex_events::postgres::begin(&db.pool).await.unwrap();
     sqlx::query(&format!("SET LOCAL search_path = {schema}, public")).execute(&mut *tx).await.unwrap();
     let tables = read_tables(&mut tx).await.unwrap();
     tx.rollback().await.unwrap();
@@ -839,7 +839,7 @@ async fn apply_in_cuts(pool: &sqlx::PgPool, schema: &str, events: &[RecordedEven
             break;
         }
         let (batch, tail) = rest.split_at(size.min(rest.len()));
-        let mut tx = pool.begin().await.unwrap();
+        let mut tx = cortex_events::postgres::begin(pool).await.unwrap();
         // Durability is not what this tests; not waiting for each commit's flush saves time.
         sqlx::raw_sql(&format!(
             "SET LOCAL search_path = {schema}, public; SET LOCAL synchronous_commit = off"

@@ -189,6 +189,31 @@ impl Inner {
     }
 }
 
+/// Opens a transaction on a connection of `pool`, and finishes opening it even when the
+/// caller is dropped meanwhile (a client hung up, a task was aborted, a timeout fired).
+///
+/// sqlx 0.8.6's `Pool::begin` sends `BEGIN` and then waits for the answer. Its guard for a
+/// cancelled wait rolls back only what sqlx has already counted as open, and it counts the
+/// transaction only once the answer has come. So a `begin` dropped in that wait gives the
+/// connection back to the pool inside a transaction that sqlx does not know about. Every
+/// later autocommit statement on that connection (an append, a checkpoint) then runs in
+/// it, uncommitted, until some later `begin` on the same connection happens to commit it:
+/// the writer has its answer, no reader sees the rows, and the open transaction holds back
+/// the `$all` horizon of every subscriber. Here the `begin` runs in a task of its own, so it
+/// always completes; when nobody takes the transaction, dropping it rolls it back before
+/// the connection returns. Every transaction of the workspace is opened through this.
+#[tracing::instrument(level = "debug", skip_all, err)]
+pub async fn begin(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let pool = pool.clone();
+    #[allow(clippy::disallowed_methods)] // The one place it is called.
+    match tokio::spawn(async move { pool.begin().await }).await {
+        Ok(opened) => opened,
+        Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+        // The runtime is shutting down.
+        Err(_) => Err(sqlx::Error::PoolClosed),
+    }
+}
+
 /// Errors of the connection or of the server's state rather than of the statement, so that
 /// the same work may succeed later: I/O, TLS, protocol and pool failures, and SQLSTATE
 /// classes 08 (connection exception), 53 (insufficient resources), 57 (operator
