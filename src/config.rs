@@ -106,7 +106,7 @@ pub struct QueryArgs {
     /// answering 503.
     #[arg(long = "query-after-wait-ms", env = "CORTEX_QUERY_AFTER_WAIT_MS", default_value_t = 2000)]
     pub after_wait_ms: u64,
-    /// Seconds between heartbeat comments on `GET /v1/changes`.
+    /// Seconds without an event after which `GET /v1/changes` sends a heartbeat comment.
     #[arg(long = "sse-heartbeat-seconds", env = "CORTEX_SSE_HEARTBEAT_SECONDS", default_value_t = 15)]
     pub heartbeat_seconds: u64,
 }

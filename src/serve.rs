@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt as _;
 use cortex_command::{
     api::{self, ApiState, Auth, IdempotencyStore, RateLimit},
     handlers::Commands,
@@ -161,7 +162,15 @@ impl Application {
         }
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        // Small writes go out at once: a live stream's event must not wait behind Nagle's
+        // algorithm for the acknowledgement of the one before (up to the peer's delayed-ACK
+        // timeout, 40 ms on Linux).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
+            }
+        });
+        let server = axum::serve(listener, self.router).with_graceful_shutdown(async move {
             stop_signal().await;
             tracing::info!("stop requested; draining in-flight requests");
             let _ = stopping_tx.send(true);

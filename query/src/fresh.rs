@@ -170,8 +170,9 @@ pub struct TenantChange {
     pub tenant_id: Uuid,
     pub projection: Projection,
     pub notice: ChangeNotice,
-    /// The notice as JSON, encoded once for every live stream that sends it.
-    pub json: Arc<str>,
+    /// The notice as the `data:` line of a server-sent event and the blank line that ends
+    /// the event (`data: {json}\n\n`), encoded once for every live stream that sends it.
+    pub sse_data: bytes::Bytes,
 }
 
 /// How long entity change marks are kept: longer than any cache entry lives, so that a
@@ -426,9 +427,8 @@ impl Freshness {
             _ => match parse_change(subject, payload) {
                 Some(Ok((tenant_id, notice))) => {
                     let Some(projection) = Projection::of_model(&notice.model) else { return };
-                    // The payload is the notice's JSON as published (and just parsed).
-                    let json = String::from_utf8_lossy(payload).into();
-                    self.change(TenantChange { tenant_id, projection, notice, json })
+                    let sse_data = sse_data(payload, &notice);
+                    self.change(TenantChange { tenant_id, projection, notice, sse_data })
                 }
                 Some(Err(e)) => tracing::warn!(subject, error = %e, "ignoring a malformed change notice"),
                 None => {}
@@ -761,6 +761,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// `data: {json}\n\n` of a notice: its payload as published (just parsed, so valid JSON)
+/// when that is one line, else the notice encoded again, compact: a line break inside would
+/// end the event's `data:` line early.
+fn sse_data(payload: &[u8], notice: &ChangeNotice) -> bytes::Bytes {
+    let encoded;
+    let json = if payload.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+        encoded = serde_json::to_vec(notice).unwrap_or_default();
+        &encoded[..]
+    } else {
+        payload
+    };
+    let mut out = bytes::BytesMut::with_capacity(json.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
 /// A `cortex.changes.{tenant}.{model}` message: its tenant and notice; `None` for any other
 /// subject.
 fn parse_change(subject: &str, payload: &[u8]) -> Option<Result<(Uuid, ChangeNotice), serde_json::Error>> {
@@ -804,6 +822,25 @@ mod tests {
         assert!(parse_change(&format!("cortex.changes.{t}.a.b"), payload).is_none());
         assert!(parse_change("cortex.changes.not-a-tenant.resources", payload).is_none());
         assert!(parse_change("cortex.checkpoints.resources", payload).is_none());
+    }
+
+    #[test]
+    fn a_notice_is_one_data_line_even_when_published_over_several() {
+        let one = br#"{"model":"resources","ids":["a"],"position":"00000000000000010000000000000002","at":"2026-12-02T00:00:00Z"}"#;
+        let t = Uuid::now_v7();
+        let (_, notice) = parse_change(&format!("cortex.changes.{t}.resources"), one).unwrap().unwrap();
+        let mut expected = b"data: ".to_vec();
+        expected.extend_from_slice(one);
+        expected.extend_from_slice(b"\n\n");
+        assert_eq!(&sse_data(one, &notice)[..], &expected[..], "a one-line payload goes out as published");
+
+        let pretty = serde_json::to_vec_pretty(&notice).unwrap();
+        let (_, parsed) = parse_change(&format!("cortex.changes.{t}.resources"), &pretty).unwrap().unwrap();
+        let data = sse_data(&pretty, &parsed);
+        let text = std::str::from_utf8(&data).unwrap();
+        let line = text.strip_prefix("data: ").and_then(|t| t.strip_suffix("\n\n")).unwrap();
+        assert!(!line.contains(['\n', '\r']), "{text:?}");
+        assert_eq!(serde_json::from_str::<ChangeNotice>(line).unwrap(), notice);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! memory (VmRSS, VmHWM of `--server-pid`) is read before the clients connect, once they
 //! all are, and at the end; the CPU the server and the driver used while recording (both
 //! share the machine).
+//!
+//! With `--baseline`, the same clients and rate measure the hello server's bare broadcast
+//! instead (`GET /hello/changes`, each command a `POST /hello/changes` stamping `at`): what
+//! this machine allows any axum server with that many streams.
 
 use std::{
     sync::{
@@ -45,6 +49,10 @@ pub struct Args {
     /// The `cortex serve` process whose memory is reported.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Measure the hello server (`--url` names it): `GET /hello/changes` streams, each
+    /// command a `POST /hello/changes`.
+    #[arg(long)]
+    baseline: bool,
     /// Most streams being opened at once.
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
@@ -84,19 +92,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let writer = client()?;
     let streams = stream_client()?;
 
-    let probe = streams
-        .get(api.at("/v1/changes"))
-        .bearer_auth(&api.key)
-        .header("accept", "text/event-stream")
-        .send()
-        .await?;
+    let path = if args.baseline { "/hello/changes" } else { "/v1/changes" };
+    let probe =
+        streams.get(api.at(path)).bearer_auth(&api.key).header("accept", "text/event-stream").send().await?;
     match probe.status().as_u16() {
         200 => drop(probe),
         404 => {
             println!("SKIPPED reason=/v1/changes_not_served");
             return Ok(());
         }
-        s => bail!("GET /v1/changes answered {s}: {}", probe.text().await.unwrap_or_default()),
+        s => bail!("GET {path} answered {s}: {}", probe.text().await.unwrap_or_default()),
     }
     if let Some(limit) = open_files_limit()
         && limit < args.clients as u64 + 256
@@ -106,16 +111,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // The resources the writes update, created before anyone listens.
     let tag = format!("e{}", chrono::Utc::now().timestamp() % 1_000_000);
-    let ids = write_batch(&writer, &api, (0..100).map(|n| storage_account(&tag, n, 0)).collect()).await?;
-    await_visible(&writer, &api, &ids[ids.len() - 1..], Duration::from_secs(60)).await?;
-    settle(&writer, &api, Duration::from_secs(1), Duration::from_secs(120)).await?;
+    if !args.baseline {
+        let ids = write_batch(&writer, &api, (0..100).map(|n| storage_account(&tag, n, 0)).collect()).await?;
+        await_visible(&writer, &api, &ids[ids.len() - 1..], Duration::from_secs(60)).await?;
+        settle(&writer, &api, Duration::from_secs(1), Duration::from_secs(120)).await?;
+    }
 
     let rss_before = args.server_pid.and_then(memory);
     let board = Arc::new(Board::default());
     let (stop, stopped) = watch::channel(false);
     eprintln!("sse: opening {} streams", args.clients);
     let started = Instant::now();
-    let handles = open(&api, args.clients, args.connect_concurrency, &board, &stopped);
+    let handles = open(&api, path, args.clients, args.connect_concurrency, &board, &stopped);
     let deadline = started + Duration::from_secs(args.connect_within);
     let mut last_report = Instant::now();
     loop {
@@ -149,7 +156,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for i in 0..total {
         ticker.tick().await;
         let (writer, api, record) = (writer.clone(), api.clone(), storage_account(&tag, i % 100, i + 1));
-        writes.spawn(async move { write(&writer, &api, &record).await.is_ok() });
+        let baseline = args.baseline;
+        writes.spawn(async move {
+            if baseline {
+                let sent = writer.post(api.at("/hello/changes")).send().await;
+                sent.is_ok_and(|r| r.status().is_success())
+            } else {
+                write(&writer, &api, &record).await.is_ok()
+            }
+        });
     }
     let mut written = 0u64;
     while let Some(ok) = writes.join_next().await {
@@ -212,6 +227,7 @@ pub fn stream_client() -> anyhow::Result<reqwest::Client> {
 /// Opens `n` streams, each in a task of its own, which reads until `stop` turns true.
 pub fn open(
     api: &Api,
+    path: &'static str,
     n: usize,
     concurrency: usize,
     board: &Arc<Board>,
@@ -221,25 +237,26 @@ pub fn open(
     (0..n)
         .map(|_| {
             let (api, board, gate, stop) = (api.clone(), board.clone(), gate.clone(), stop.clone());
-            tokio::spawn(listen(api, board, gate, stop))
+            tokio::spawn(listen(api, path, board, gate, stop))
         })
         .collect()
 }
 
 async fn listen(
     api: Api,
+    path: &'static str,
     board: Arc<Board>,
     gate: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) -> ClientResult {
     let mut result = ClientResult::default();
     let permit = gate.acquire_owned().await;
-    let opened = RawStream::open(&api).await;
+    let opened = RawStream::open(&api, path).await;
     drop(permit);
     let mut stream = match opened {
         Ok(s) => s,
         Err(e) => {
-            result.error = Some(format!("GET /v1/changes: {e:#}"));
+            result.error = Some(format!("GET {path}: {e:#}"));
             board.failed.fetch_add(1, Ordering::Relaxed);
             return result;
         }
@@ -288,7 +305,7 @@ async fn listen(
     result
 }
 
-/// One `GET /v1/changes` read over a plain HTTP/1.1 connection. Ten thousand streams read
+/// One `GET /v1/changes` (or `/hello/changes`) read over a plain HTTP/1.1 connection. Ten thousand streams read
 /// through reqwest cost the driver about as much CPU per event as the server spent sending
 /// it, on the same two cores; this reads the socket and undoes the chunked framing, no more.
 struct RawStream {
@@ -299,12 +316,12 @@ struct RawStream {
 }
 
 impl RawStream {
-    async fn open(api: &Api) -> anyhow::Result<Self> {
+    async fn open(api: &Api, path: &str) -> anyhow::Result<Self> {
         let authority = api.url.trim_end_matches('/').strip_prefix("http://").context("only http:// URLs")?;
         let mut sock = tokio::net::TcpStream::connect(authority).await?;
         sock.set_nodelay(true)?;
         let request = format!(
-            "GET /v1/changes HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {}\r\n\
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {}\r\n\
              Accept: text/event-stream\r\n\r\n",
             api.key
         );
@@ -633,7 +650,7 @@ mod tests {
         let board = Arc::new(Board::default());
         board.recording.store(true, Ordering::SeqCst);
         let (stop, stopped) = watch::channel(false);
-        let handles = open(&api, 20, 5, &board, &stopped);
+        let handles = open(&api, "/v1/changes", 20, 5, &board, &stopped);
         let deadline = Instant::now() + Duration::from_secs(30);
         while (board.events.load(Ordering::Relaxed) < 60 || board.resets.load(Ordering::Relaxed) < 20)
             && Instant::now() < deadline
@@ -649,5 +666,45 @@ mod tests {
         assert_eq!((s.connected, s.failed, s.ended_early), (20, 0, 0));
         assert_eq!((s.min, s.max, s.events, s.resets), (3, 3, 60, 20));
         assert_eq!(s.delays.count(), 60);
+    }
+}
+
+#[cfg(test)]
+mod baseline_tests {
+    use super::*;
+
+    /// The hello server's bare broadcast: every announced change reaches every stream once.
+    #[tokio::test]
+    async fn the_baseline_sends_each_announced_change_to_every_stream() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, crate::hello::router()).await });
+
+        let api = Api { url, key: "k".into() };
+        let board = Arc::new(Board::default());
+        board.recording.store(true, Ordering::SeqCst);
+        let (stop, stopped) = watch::channel(false);
+        let handles = open(&api, "/hello/changes", 10, 5, &board, &stopped);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while board.connected.load(Ordering::Relaxed) < 10 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let client = client().unwrap();
+        for _ in 0..3 {
+            let answer = client.post(api.at("/hello/changes")).send().await.unwrap();
+            assert_eq!(answer.status(), 204);
+        }
+        while board.events.load(Ordering::Relaxed) < 30 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        let mut results = Vec::new();
+        for h in handles {
+            results.push(h.await.unwrap());
+        }
+        let s = Summary::of(&results);
+        assert_eq!((s.connected, s.failed, s.ended_early), (10, 0, 0));
+        assert_eq!((s.min, s.max, s.events), (3, 3, 30));
+        assert_eq!(s.delays.count(), 30, "every event carries its `at`");
     }
 }
