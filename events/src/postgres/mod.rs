@@ -199,14 +199,21 @@ impl Inner {
 /// later autocommit statement on that connection (an append, a checkpoint) then runs in
 /// it, uncommitted, until some later `begin` on the same connection happens to commit it:
 /// the writer has its answer, no reader sees the rows, and the open transaction holds back
-/// the `$all` horizon of every subscriber. Here the `begin` runs in a task of its own, so it
-/// always completes; when nobody takes the transaction, dropping it rolls it back before
-/// the connection returns. Every transaction of the workspace is opened through this.
-#[tracing::instrument(level = "debug", skip_all, err)]
+/// the `$all` horizon of every subscriber.
+///
+/// Here the connection is taken in the caller (dropping that wait is safe, and a dropped
+/// caller leaves nothing queued for the pool), and only the `BEGIN` runs in a task of its
+/// own, so it always completes; when nobody takes the transaction, dropping it rolls it back
+/// before the connection returns. Every transaction of the workspace is opened through this
+/// (`clippy.toml` refuses `Pool::begin` and its variants).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn begin(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    let pool = pool.clone();
-    #[allow(clippy::disallowed_methods)] // The one place it is called.
-    match tokio::spawn(async move { pool.begin().await }).await {
+    use tracing::Instrument as _;
+    let conn = pool.acquire().await?;
+    // `Transaction::begin` is what `Pool::begin` calls once it has a connection: public, if
+    // hidden from the docs, in sqlx 0.8 (the workspace pins the version).
+    let opening = sqlx::Transaction::begin(conn, None).in_current_span();
+    match tokio::spawn(opening).await {
         Ok(opened) => opened,
         Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
         // The runtime is shutting down.

@@ -201,7 +201,13 @@ impl Feed {
             while self.frame.len() < FRAME_BYTES && self.take_ready() {}
             if !self.frame.is_empty() {
                 self.last_sent = Instant::now();
-                return Some((Ok(self.frame.split().freeze()), self));
+                let frame = self.frame.split().freeze();
+                // The spare room of a large frame (a resume's backlog) is not kept for the
+                // stream's lifetime.
+                if self.frame.capacity() > 4096 {
+                    self.frame = BytesMut::new();
+                }
+                return Some((Ok(frame), self));
             }
             if self.closed {
                 return None;
@@ -262,7 +268,7 @@ pub async fn stream(
         Some(v) => Some(v.to_str().ok().and_then(decode).ok_or_else(|| {
             ApiError::invalid_field(
                 "Last-Event-ID",
-                "not an id this stream sent (two position tokens joined by '.')",
+                "not an id this stream sent (three position tokens joined by '.')",
             )
         })?),
     };
@@ -355,19 +361,27 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(decode(&got[0].1).unwrap()[2], Position::new(4, 0));
 
-        // More than a channel holds: the stream says it fell behind, and goes on.
+        // More than a channel holds: the stream says it fell behind, then sends what the
+        // channel still has (the last 16).
         for i in 0..40 {
             tx.send(change(tenant, "resources", Position::new(10 + i, 0))).unwrap();
         }
         let got = events(&stream.next().await.unwrap().unwrap());
+        assert_eq!(got.len(), 17, "{got:?}");
         assert_eq!(got[0].0, "reset", "{got:?}");
-        assert!(got[0].2.contains("fell behind"), "{got:?}");
+        assert!(got[0].2.contains("fell behind by 24 changes"), "{got:?}");
+        let sent: Vec<u64> = got[1..].iter().map(|e| decode(&e.1).unwrap()[0].major).collect();
+        assert_eq!(sent, (34..50).collect::<Vec<_>>());
+
+        // A reset the instance announces; then the channel closes with changes still in it:
+        // they go out, then the stream ends.
+        tx.send(Live::Reset("this instance may have missed changes")).unwrap();
+        tx.send(change(tenant, "resources", Position::new(60, 0))).unwrap();
         drop(tx);
-        let mut rest = 0;
-        while let Some(frame) = stream.next().await {
-            rest += events(&frame.unwrap()).len();
-        }
-        assert!(rest <= 16, "what is left of the channel, then the end: {rest}");
+        let got = events(&stream.next().await.unwrap().unwrap());
+        assert_eq!(got.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["reset", "change"], "{got:?}");
+        assert!(got[0].2.contains("may have missed"), "{got:?}");
+        assert!(stream.next().await.is_none(), "the stream ends with its channel");
     }
 
     #[tokio::test(start_paused = true)]

@@ -98,7 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match probe.status().as_u16() {
         200 => drop(probe),
         404 => {
-            println!("SKIPPED reason=/v1/changes_not_served");
+            println!("SKIPPED reason={path}_not_served");
             return Ok(());
         }
         s => bail!("GET {path} answered {s}: {}", probe.text().await.unwrap_or_default()),
