@@ -618,6 +618,24 @@ mod tests {
         assert_eq!(delay_ms("not json", now), None);
     }
 
+    /// A board that records from the start, and the switch that stops its clients.
+    fn recording() -> (Arc<Board>, watch::Sender<bool>, watch::Receiver<bool>) {
+        let board = Arc::new(Board::default());
+        board.recording.store(true, Ordering::SeqCst);
+        let (stop, stopped) = watch::channel(false);
+        (board, stop, stopped)
+    }
+
+    /// Stops every client and sums up what they saw.
+    async fn stop_all(stop: watch::Sender<bool>, handles: Vec<JoinHandle<ClientResult>>) -> Summary {
+        stop.send(true).unwrap();
+        let mut results = Vec::new();
+        for h in handles {
+            results.push(h.await.unwrap());
+        }
+        Summary::of(&results)
+    }
+
     /// Many clients on one tiny SSE server: every client connects and reads every change
     /// event, heartbeats and ids aside.
     #[tokio::test]
@@ -647,9 +665,7 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
 
         let api = Api { url, key: "k".into() };
-        let board = Arc::new(Board::default());
-        board.recording.store(true, Ordering::SeqCst);
-        let (stop, stopped) = watch::channel(false);
+        let (board, stop, stopped) = recording();
         let handles = open(&api, "/v1/changes", 20, 5, &board, &stopped);
         let deadline = Instant::now() + Duration::from_secs(30);
         while (board.events.load(Ordering::Relaxed) < 60 || board.resets.load(Ordering::Relaxed) < 20)
@@ -657,21 +673,11 @@ mod tests {
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        stop.send(true).unwrap();
-        let mut results = Vec::new();
-        for h in handles {
-            results.push(h.await.unwrap());
-        }
-        let s = Summary::of(&results);
+        let s = stop_all(stop, handles).await;
         assert_eq!((s.connected, s.failed, s.ended_early), (20, 0, 0));
         assert_eq!((s.min, s.max, s.events, s.resets), (3, 3, 60, 20));
         assert_eq!(s.delays.count(), 60);
     }
-}
-
-#[cfg(test)]
-mod baseline_tests {
-    use super::*;
 
     /// The hello server's bare broadcast: every announced change reaches every stream once.
     #[tokio::test]
@@ -681,9 +687,7 @@ mod baseline_tests {
         tokio::spawn(async move { axum::serve(listener, crate::hello::router()).await });
 
         let api = Api { url, key: "k".into() };
-        let board = Arc::new(Board::default());
-        board.recording.store(true, Ordering::SeqCst);
-        let (stop, stopped) = watch::channel(false);
+        let (board, stop, stopped) = recording();
         let handles = open(&api, "/hello/changes", 10, 5, &board, &stopped);
         let deadline = Instant::now() + Duration::from_secs(30);
         while board.connected.load(Ordering::Relaxed) < 10 && Instant::now() < deadline {
@@ -697,12 +701,7 @@ mod baseline_tests {
         while board.events.load(Ordering::Relaxed) < 30 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        stop.send(true).unwrap();
-        let mut results = Vec::new();
-        for h in handles {
-            results.push(h.await.unwrap());
-        }
-        let s = Summary::of(&results);
+        let s = stop_all(stop, handles).await;
         assert_eq!((s.connected, s.failed, s.ended_early), (10, 0, 0));
         assert_eq!((s.min, s.max, s.events), (3, 3, 30));
         assert_eq!(s.delays.count(), 30, "every event carries its `at`");
