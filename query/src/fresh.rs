@@ -175,6 +175,10 @@ pub struct TenantChange {
     pub sse_data: bytes::Bytes,
 }
 
+/// Changes a live stream may fall behind its tenant's before it is told to reread
+/// (`event: reset`).
+const LIVE_CAPACITY: usize = 4096;
+
 /// How long entity change marks are kept: longer than any cache entry lives, so that a
 /// stale entry written after its invalidation is refused for as long as it can exist.
 fn mark_retention(ttl: Duration) -> Duration {
@@ -223,7 +227,9 @@ struct Inner {
     /// Whether notices come from NATS (else the in-process bus, live by construction).
     remote: AtomicBool,
     epoch: Instant,
-    changes: broadcast::Sender<Live>,
+    /// The live streams' channels, one per tenant with a stream open: a change wakes only
+    /// the streams of its tenant. Dropped by [`Freshness::prune`] once no stream is left.
+    live: DashMap<Uuid, broadcast::Sender<Live>>,
     replay: Mutex<Replay>,
     /// Called with the ids of every change (and on a resync with none): the cache drops
     /// its own entries.
@@ -258,7 +264,7 @@ impl Freshness {
                 resync: AtomicBool::new(true),
                 remote: AtomicBool::new(false),
                 epoch: Instant::now(),
-                changes: broadcast::channel(4096).0,
+                live: DashMap::new(),
                 replay: Mutex::new(Replay {
                     items: Default::default(),
                     capacity: settings.replay_capacity.max(1),
@@ -341,8 +347,7 @@ impl Freshness {
                 }
             }
         }
-        let _ =
-            self.inner.changes.send(Live::Reset("this instance may have missed changes and resynchronised"));
+        self.reset_live("this instance may have missed changes and resynchronised");
         for f in self.inner.on_resync.read().unwrap_or_else(|e| e.into_inner()).iter() {
             f();
         }
@@ -476,20 +481,40 @@ impl Freshness {
             }
             replay.items.push_back(change.clone());
         }
-        // No subscriber is not an error.
-        let _ = self.inner.changes.send(Live::Change(change));
+        // Sent outside the map's lock: a send wakes every stream of the tenant.
+        let channel = self.inner.live.get(&change.tenant_id).map(|c| c.value().clone());
+        if let Some(channel) = channel {
+            // No stream left (not yet pruned) is not an error.
+            let _ = channel.send(Live::Change(change));
+        }
     }
 
-    /// Forgets entity marks older than any cache entry can be.
+    /// Tells every live stream, of every tenant, that it may have missed changes.
+    fn reset_live(&self, why: &'static str) {
+        // Sent outside the map's locks: a send wakes every stream of a tenant.
+        let channels: Vec<_> = self.inner.live.iter().map(|c| c.value().clone()).collect();
+        for channel in channels {
+            let _ = channel.send(Live::Reset(why));
+        }
+    }
+
+    /// Forgets entity marks older than any cache entry can be, and the live channels of
+    /// tenants with no stream left.
     pub fn prune(&self) {
         let keep = mark_retention(self.inner.settings.cache_ttl);
         let now = Instant::now();
         self.inner.entities.retain(|_, (_, at)| now.duration_since(*at) < keep);
+        // A stream subscribing meanwhile waits for its shard: it never gets a channel that
+        // is being dropped.
+        self.inner.live.retain(|_, channel| channel.receiver_count() > 0);
     }
 
-    /// Every change from now on, and the changes kept for resumption.
-    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
-        self.inner.changes.subscribe()
+    /// Every change of `tenant_id` from now on, and every reset (use [`replay_after`] for
+    /// the changes kept for resumption).
+    ///
+    /// [`replay_after`]: Self::replay_after
+    pub fn subscribe(&self, tenant_id: Uuid) -> broadcast::Receiver<Live> {
+        self.inner.live.entry(tenant_id).or_insert_with(|| broadcast::channel(LIVE_CAPACITY).0).subscribe()
     }
 
     /// The kept changes of `tenant_id` after `from` (per model), oldest first, and whether
@@ -841,6 +866,56 @@ mod tests {
         let line = text.strip_prefix("data: ").and_then(|t| t.strip_suffix("\n\n")).unwrap();
         assert!(!line.contains(['\n', '\r']), "{text:?}");
         assert_eq!(serde_json::from_str::<ChangeNotice>(line).unwrap(), notice);
+    }
+
+    #[tokio::test]
+    async fn a_change_reaches_the_streams_of_its_tenant_a_reset_every_stream() {
+        let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let fresh = Freshness::new(pool, FreshnessSettings::default());
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (mut a1, mut a2, mut b1) = (fresh.subscribe(a), fresh.subscribe(a), fresh.subscribe(b));
+        let notice = ChangeNotice {
+            model: "resources".into(),
+            ids: vec![Uuid::now_v7().to_string()],
+            position: Position::new(1, 0),
+            at: chrono::Utc::now(),
+        };
+        let data = sse_data(&serde_json::to_vec(&notice).unwrap(), &notice);
+        fresh.change(TenantChange {
+            tenant_id: a,
+            projection: Projection::Resources,
+            notice,
+            sse_data: data,
+        });
+        for rx in [&mut a1, &mut a2] {
+            assert!(matches!(rx.try_recv(), Ok(Live::Change(c)) if c.tenant_id == a));
+        }
+        assert!(b1.try_recv().is_err(), "another tenant's stream is not woken");
+
+        fresh.reset_live("resynchronised");
+        for rx in [&mut a1, &mut a2, &mut b1] {
+            assert!(matches!(rx.try_recv(), Ok(Live::Reset("resynchronised"))));
+        }
+
+        // A tenant's channel goes with its last stream, and comes back with the next.
+        drop((a1, a2));
+        fresh.prune();
+        assert!(!fresh.inner.live.contains_key(&a) && fresh.inner.live.contains_key(&b));
+        let mut again = fresh.subscribe(a);
+        let notice = ChangeNotice {
+            model: "resources".into(),
+            ids: vec![],
+            position: Position::new(2, 0),
+            at: chrono::Utc::now(),
+        };
+        let data = sse_data(&serde_json::to_vec(&notice).unwrap(), &notice);
+        fresh.change(TenantChange {
+            tenant_id: a,
+            projection: Projection::Resources,
+            notice,
+            sse_data: data,
+        });
+        assert!(matches!(again.try_recv(), Ok(Live::Change(_))));
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! - A `: heartbeat` comment after every `CORTEX_SSE_HEARTBEAT_SECONDS` without an event
 //!   keeps proxies from closing a quiet stream.
 //!
-//! Every change reaches every stream of its tenant, so the cost of a change is one write per
-//! connected client. Two things keep that cost down when many clients are connected:
+//! Every change reaches every stream of its tenant (each tenant has a channel of its own,
+//! [`Freshness::subscribe`](crate::fresh::Freshness::subscribe)), so the cost of a change
+//! is one write per client of that tenant. Two things keep that cost down when many clients
+//! are connected:
 //! - A stream sends, in one body frame (one write), every event waiting for it when it
 //!   wakes. Under load a stream wakes less often than changes come, and the events that
 //!   came meanwhile share a write, so a burst does not queue one write per event per
@@ -238,7 +240,7 @@ fn feed(
     let fresh = state.cache.freshness().clone();
     // Subscribed before the backlog is taken: nothing falls between the two (duplicates are
     // skipped by position).
-    let rx = fresh.subscribe();
+    let rx = fresh.subscribe(tenant_id);
     let (backlog, cursor, reset) = match last_event_id {
         Some(from) => {
             let (items, complete) = fresh.replay_after(tenant_id, &from);
