@@ -868,25 +868,25 @@ mod tests {
         assert_eq!(serde_json::from_str::<ChangeNotice>(line).unwrap(), notice);
     }
 
+    /// One resource of `tenant` changed at `major`.
+    fn resources_changed(tenant_id: Uuid, major: u64) -> TenantChange {
+        let notice = ChangeNotice {
+            model: "resources".into(),
+            ids: vec![Uuid::now_v7().to_string()],
+            position: Position::new(major, 0),
+            at: chrono::Utc::now(),
+        };
+        let sse_data = sse_data(&serde_json::to_vec(&notice).unwrap(), &notice);
+        TenantChange { tenant_id, projection: Projection::Resources, notice, sse_data }
+    }
+
     #[tokio::test]
     async fn a_change_reaches_the_streams_of_its_tenant_a_reset_every_stream() {
         let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
         let fresh = Freshness::new(pool, FreshnessSettings::default());
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let (mut a1, mut a2, mut b1) = (fresh.subscribe(a), fresh.subscribe(a), fresh.subscribe(b));
-        let notice = ChangeNotice {
-            model: "resources".into(),
-            ids: vec![Uuid::now_v7().to_string()],
-            position: Position::new(1, 0),
-            at: chrono::Utc::now(),
-        };
-        let data = sse_data(&serde_json::to_vec(&notice).unwrap(), &notice);
-        fresh.change(TenantChange {
-            tenant_id: a,
-            projection: Projection::Resources,
-            notice,
-            sse_data: data,
-        });
+        fresh.change(resources_changed(a, 1));
         for rx in [&mut a1, &mut a2] {
             assert!(matches!(rx.try_recv(), Ok(Live::Change(c)) if c.tenant_id == a));
         }
@@ -902,19 +902,7 @@ mod tests {
         fresh.prune();
         assert!(!fresh.inner.live.contains_key(&a) && fresh.inner.live.contains_key(&b));
         let mut again = fresh.subscribe(a);
-        let notice = ChangeNotice {
-            model: "resources".into(),
-            ids: vec![],
-            position: Position::new(2, 0),
-            at: chrono::Utc::now(),
-        };
-        let data = sse_data(&serde_json::to_vec(&notice).unwrap(), &notice);
-        fresh.change(TenantChange {
-            tenant_id: a,
-            projection: Projection::Resources,
-            notice,
-            sse_data: data,
-        });
+        fresh.change(resources_changed(a, 2));
         assert!(matches!(again.try_recv(), Ok(Live::Change(_))));
     }
 
