@@ -175,6 +175,22 @@ pub struct TenantChange {
     pub sse_data: bytes::Bytes,
 }
 
+#[cfg(test)]
+impl TenantChange {
+    /// One entity of `tenant_id`'s `model` changed at `position`, as a notice brings it.
+    pub(crate) fn for_test(tenant_id: Uuid, model: &str, position: Position) -> Self {
+        let notice = ChangeNotice {
+            model: model.to_owned(),
+            ids: vec![Uuid::now_v7().to_string()],
+            position,
+            at: chrono::Utc::now(),
+        };
+        let projection = Projection::of_model(model).expect("a model of MODELS");
+        let sse_data = sse_data(&serde_json::to_vec(&notice).unwrap(), &notice);
+        Self { tenant_id, projection, notice, sse_data }
+    }
+}
+
 /// Changes a live stream may fall behind its tenant's before it is told to reread
 /// (`event: reset`).
 const LIVE_CAPACITY: usize = 4096;
@@ -868,25 +884,13 @@ mod tests {
         assert_eq!(serde_json::from_str::<ChangeNotice>(line).unwrap(), notice);
     }
 
-    /// One resource of `tenant` changed at `major`.
-    fn resources_changed(tenant_id: Uuid, major: u64) -> TenantChange {
-        let notice = ChangeNotice {
-            model: "resources".into(),
-            ids: vec![Uuid::now_v7().to_string()],
-            position: Position::new(major, 0),
-            at: chrono::Utc::now(),
-        };
-        let sse_data = sse_data(&serde_json::to_vec(&notice).unwrap(), &notice);
-        TenantChange { tenant_id, projection: Projection::Resources, notice, sse_data }
-    }
-
     #[tokio::test]
     async fn a_change_reaches_the_streams_of_its_tenant_a_reset_every_stream() {
         let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
         let fresh = Freshness::new(pool, FreshnessSettings::default());
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let (mut a1, mut a2, mut b1) = (fresh.subscribe(a), fresh.subscribe(a), fresh.subscribe(b));
-        fresh.change(resources_changed(a, 1));
+        fresh.change(TenantChange::for_test(a, "resources", Position::new(1, 0)));
         for rx in [&mut a1, &mut a2] {
             assert!(matches!(rx.try_recv(), Ok(Live::Change(c)) if c.tenant_id == a));
         }
@@ -902,7 +906,7 @@ mod tests {
         fresh.prune();
         assert!(!fresh.inner.live.contains_key(&a) && fresh.inner.live.contains_key(&b));
         let mut again = fresh.subscribe(a);
-        fresh.change(resources_changed(a, 2));
+        fresh.change(TenantChange::for_test(a, "resources", Position::new(2, 0)));
         assert!(matches!(again.try_recv(), Ok(Live::Change(_))));
     }
 

@@ -38,7 +38,10 @@ use cortex_http::{problem::ApiError, tenants::Caller};
 use futures::Stream;
 use serde_json::json;
 use tokio::{
-    sync::broadcast::{self, error::TryRecvError},
+    sync::broadcast::{
+        self,
+        error::{RecvError, TryRecvError},
+    },
     time::{Instant, Sleep},
 };
 use uuid::Uuid;
@@ -136,24 +139,18 @@ impl Feed {
                 self.write_reset(&reason);
                 return true;
             }
-            let change = match self.backlog.pop_front() {
-                Some(c) => c,
-                None if self.closed => return false,
-                None => match self.rx.try_recv() {
-                    Ok(live) => {
-                        self.accept(Ok(live));
-                        continue;
-                    }
+            let Some(change) = self.backlog.pop_front() else {
+                if self.closed {
+                    return false;
+                }
+                let received = match self.rx.try_recv() {
+                    Ok(live) => Ok(live),
                     Err(TryRecvError::Empty) => return false,
-                    Err(TryRecvError::Lagged(n)) => {
-                        self.accept(Err(broadcast::error::RecvError::Lagged(n)));
-                        continue;
-                    }
-                    Err(TryRecvError::Closed) => {
-                        self.closed = true;
-                        return false;
-                    }
-                },
+                    Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                };
+                self.accept(received);
+                continue;
             };
             let Some(slot) = model_index(&change.notice.model) else { continue };
             // A whole-model notice (empty ids, after a rebuild) may repeat a position already
@@ -172,14 +169,12 @@ impl Feed {
     }
 
     /// Takes what a receive gave: a change to send, or the cause of a reset.
-    fn accept(&mut self, received: Result<Live, broadcast::error::RecvError>) {
+    fn accept(&mut self, received: Result<Live, RecvError>) {
         match received {
             Ok(Live::Change(c)) => self.backlog.push_back(c),
             Ok(Live::Reset(why)) => self.reset = Some(why.to_owned()),
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                self.reset = Some(format!("this stream fell behind by {n} changes"))
-            }
-            Err(broadcast::error::RecvError::Closed) => self.closed = true,
+            Err(RecvError::Lagged(n)) => self.reset = Some(format!("this stream fell behind by {n} changes")),
+            Err(RecvError::Closed) => self.closed = true,
         }
     }
 
@@ -287,24 +282,16 @@ mod tests {
     use super::*;
 
     use cortex_events::wire::ChangeNotice;
+    use futures::StreamExt;
 
     fn encode(cursor: &ModelPositions) -> String {
         let mut out = BytesMut::new();
         write_cursor(&mut out, cursor);
         String::from_utf8(out.to_vec()).unwrap()
     }
-    use futures::StreamExt;
 
     fn change(tenant_id: Uuid, model: &str, position: Position) -> Live {
-        let notice = ChangeNotice {
-            model: model.to_owned(),
-            ids: vec![Uuid::now_v7().to_string()],
-            position,
-            at: chrono::Utc::now(),
-        };
-        let sse_data = format!("data: {}\n\n", serde_json::to_string(&notice).unwrap()).into();
-        let projection = Projection::of_model(model).unwrap();
-        Live::Change(Arc::new(TenantChange { tenant_id, projection, notice, sse_data }))
+        Live::Change(Arc::new(TenantChange::for_test(tenant_id, model, position)))
     }
 
     /// A new stream of `tenant` from the start of the log. Its freshness state's database

@@ -155,16 +155,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut writes = tokio::task::JoinSet::new();
     for i in 0..total {
         ticker.tick().await;
-        let (writer, api, record) = (writer.clone(), api.clone(), storage_account(&tag, i % 100, i + 1));
-        let baseline = args.baseline;
-        writes.spawn(async move {
-            if baseline {
+        let (writer, api) = (writer.clone(), api.clone());
+        if args.baseline {
+            writes.spawn(async move {
                 let sent = writer.post(api.at("/hello/changes")).send().await;
                 sent.is_ok_and(|r| r.status().is_success())
-            } else {
-                write(&writer, &api, &record).await.is_ok()
-            }
-        });
+            });
+        } else {
+            let record = storage_account(&tag, i % 100, i + 1);
+            writes.spawn(async move { write(&writer, &api, &record).await.is_ok() });
+        }
     }
     let mut written = 0u64;
     while let Some(ok) = writes.join_next().await {
@@ -175,12 +175,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     board.recording.store(false, Ordering::SeqCst);
     let cores = cpu.cores();
     let rss_after = args.server_pid.and_then(memory);
-    let _ = stop.send(true);
-
-    let mut results = Vec::with_capacity(handles.len());
-    for h in handles {
-        results.push(h.await.unwrap_or_default());
-    }
+    let results = stop_all(stop, handles).await;
     let summary = Summary::of(&results);
     if let Some(e) = results.iter().find_map(|r| r.error.clone()) {
         eprintln!("sse: first client error: {e}");
@@ -222,6 +217,20 @@ pub fn stream_client() -> anyhow::Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(0)
         .build()?)
+}
+
+/// Tells every client to stop, and what each saw (a client whose task failed saw nothing).
+pub async fn stop_all(
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<ClientResult>>,
+) -> Vec<ClientResult> {
+    // The clients may all have ended already.
+    let _ = stop.send(true);
+    let mut results = Vec::with_capacity(handles.len());
+    for h in handles {
+        results.push(h.await.unwrap_or_default());
+    }
+    results
 }
 
 /// Opens `n` streams, each in a task of its own, which reads until `stop` turns true.
@@ -305,9 +314,10 @@ async fn listen(
     result
 }
 
-/// One `GET /v1/changes` (or `/hello/changes`) read over a plain HTTP/1.1 connection. Ten thousand streams read
-/// through reqwest cost the driver about as much CPU per event as the server spent sending
-/// it, on the same two cores; this reads the socket and undoes the chunked framing, no more.
+/// One `GET /v1/changes` (or `/hello/changes`) read over a plain HTTP/1.1 connection. Ten
+/// thousand streams read through reqwest cost the driver about as much CPU per event as the
+/// server spent sending it, on the same two cores; this reads the socket and undoes the
+/// chunked framing, no more.
 struct RawStream {
     sock: tokio::net::TcpStream,
     /// Body bytes that came with the response head.
@@ -626,16 +636,6 @@ mod tests {
         (board, stop, stopped)
     }
 
-    /// Stops every client and sums up what they saw.
-    async fn stop_all(stop: watch::Sender<bool>, handles: Vec<JoinHandle<ClientResult>>) -> Summary {
-        stop.send(true).unwrap();
-        let mut results = Vec::new();
-        for h in handles {
-            results.push(h.await.unwrap());
-        }
-        Summary::of(&results)
-    }
-
     /// Many clients on one tiny SSE server: every client connects and reads every change
     /// event, heartbeats and ids aside.
     #[tokio::test]
@@ -673,7 +673,7 @@ mod tests {
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let s = stop_all(stop, handles).await;
+        let s = Summary::of(&stop_all(stop, handles).await);
         assert_eq!((s.connected, s.failed, s.ended_early), (20, 0, 0));
         assert_eq!((s.min, s.max, s.events, s.resets), (3, 3, 60, 20));
         assert_eq!(s.delays.count(), 60);
@@ -701,7 +701,7 @@ mod tests {
         while board.events.load(Ordering::Relaxed) < 30 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let s = stop_all(stop, handles).await;
+        let s = Summary::of(&stop_all(stop, handles).await);
         assert_eq!((s.connected, s.failed, s.ended_early), (10, 0, 0));
         assert_eq!((s.min, s.max, s.events), (3, 3, 30));
         assert_eq!(s.delays.count(), 30, "every event carries its `at`");
