@@ -18,6 +18,7 @@ pub mod resources;
 
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use cortex_events::{EventStore, Position, StoreError};
 use serde::Serialize;
@@ -30,26 +31,33 @@ pub use policies::PolicyQuery;
 pub use resources::{ComplianceFilter, ResourceFilter, ResourceQuery, TagFilter};
 
 /// An answer ready to send: the JSON body and its strong entity tag (quoted, as sent in
-/// `ETag`).
+/// `ETag`), both sent from the cache as they are: a hit copies neither.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
     pub body: Bytes,
-    pub etag: String,
+    pub etag: HeaderValue,
 }
 
 impl Prepared {
     /// `value` as JSON, tagged with a digest of the bytes.
     fn json<T: Serialize>(value: &T) -> Result<Self, ReadError> {
         let body = serde_json::to_vec(value).map_err(ReadError::Encode)?;
-        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
+        let etag = quoted(&hex::encode(Sha256::digest(&body))[..32]);
         Ok(Self { body: Bytes::from(body), etag })
     }
 
     /// `value` as JSON with an entity tag the caller derived from what the body depends on.
     fn json_tagged<T: Serialize>(value: &T, tag: &str) -> Result<Self, ReadError> {
         let body = serde_json::to_vec(value).map_err(ReadError::Encode)?;
-        Ok(Self { body: Bytes::from(body), etag: format!("\"{tag}\"") })
+        Ok(Self { body: Bytes::from(body), etag: quoted(tag) })
     }
+}
+
+/// `"tag"` as a header value. Tags are hex digits and revision numbers; anything a header
+/// cannot carry becomes the empty tag `""` (never matched by a client's `If-None-Match`
+/// unless it sends `""` or `*`).
+fn quoted(tag: &str) -> HeaderValue {
+    HeaderValue::try_from(format!("\"{tag}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 /// Why a read has no answer.
