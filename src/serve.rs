@@ -22,12 +22,68 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::{Component, ServeArgs};
 
+type Task = (&'static str, futures::future::BoxFuture<'static, ()>);
+
 /// The running service: built (migrated, bound), then run until a stop signal.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
-    tasks: Vec<(&'static str, futures::future::BoxFuture<'static, ()>)>,
+    /// Housekeeping beside the HTTP API, on the main runtime.
+    tasks: Vec<Task>,
+    /// What carries a change from the log to the read models and out as notices, on the
+    /// [`Pipeline`] runtime.
+    pipeline_tasks: Vec<Task>,
+    pipeline: Pipeline,
     drain: Duration,
+}
+
+/// Threads of the [`Pipeline`] runtime.
+const PIPELINE_THREADS: usize = 2;
+
+/// A runtime of its own for the path from the log to the clients: projection runners, the
+/// evaluator, and the query side's notice subscriber. Tasks of one Tokio runtime are run in
+/// turn, so on the main runtime a notice that arrives while the live stream is writing to
+/// 10,000 clients waits behind all of their tasks before it can even be handed on, and a
+/// projection batch waits behind every HTTP request in flight. On threads of its own, the
+/// operating system shares the cores between both, and neither side queues behind the other
+/// (docs/decisions.md, "Pipeline runtime").
+///
+/// Whatever opens connections for these tasks (their pool, the event store client, NATS
+/// clients) is built on this runtime too ([`Self::on`]), so its I/O is driven here.
+struct Pipeline(Option<tokio::runtime::Runtime>);
+
+impl Pipeline {
+    fn start() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(PIPELINE_THREADS)
+            .thread_name("cortex-pipeline")
+            .enable_all()
+            .build()
+            .context("starting the pipeline runtime")?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("the pipeline runtime lives until the application is dropped").handle()
+    }
+
+    /// Runs `work` on the pipeline runtime and waits for its result.
+    async fn on<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.handle().spawn(work.in_current_span()).await.context("a pipeline set-up task failed")?
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its threads, which an async context must not do; its
+        // tasks have been stopped (`run_until_stopped`) or never started.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Application {
@@ -38,9 +94,12 @@ impl Application {
         let store = args.store.open(&pool)?;
         let runs = |c: Component| args.only.is_none_or(|only| only == c);
         let mut tasks = Vec::new();
+        let mut pipeline_tasks = Vec::new();
+        let pipeline = Pipeline::start()?;
         // One notifier for every runner; without NATS its in-process bus also feeds this
         // process's query side.
-        let notifier = args.nats.notifier().await?;
+        let nats = args.nats.clone();
+        let notifier = pipeline.on(async move { nats.notifier().await }).await?;
         let mut readiness = cortex_http::Readiness::default();
         readiness.add_postgres(pool.clone());
         let router = if runs(Component::Command) || runs(Component::Query) {
@@ -76,7 +135,7 @@ impl Application {
                     _ => None,
                 };
                 match source {
-                    Some(source) => tasks.extend(fresh.tasks(source, cache.shared_drop())),
+                    Some(source) => pipeline_tasks.extend(fresh.tasks(source, cache.shared_drop())),
                     None => tracing::warn!(
                         "no change notices reach this query service (CORTEX_NATS_URL unset and no projections in \
                          this process): every read goes to PostgreSQL"
@@ -107,50 +166,69 @@ impl Application {
                 )
                 .route("/readyz", axum::routing::get(move || ready.clone().respond()))
         };
-        if runs(Component::Projections) {
-            let settings = args.projections.settings();
-            let url = args.db.database_url.expose_secret().to_owned();
-            for projector in cortex_projections::registry() {
-                let projector_name = projector.name();
-                let runner = Runner::shared(store.clone(), pool.clone(), projector, settings)
-                    .with_notifier(notifier.clone());
-                let url = url.clone();
-                tasks.push((
-                    projector_name,
+        // The runners' own pool and event store: their connections are driven by the pipeline
+        // runtime, and HTTP requests cannot take the connections they need.
+        if runs(Component::Projections) || runs(Component::Evaluator) {
+            let (db, store_args) = (args.db.clone(), args.store.clone());
+            let (pool, store) = pipeline
+                .on(async move {
+                    let pool = db.pool().await?;
+                    let store = store_args.open(&pool)?;
+                    Ok((pool, store))
+                })
+                .await?;
+            if runs(Component::Projections) {
+                let settings = args.projections.settings();
+                let url = args.db.database_url.expose_secret().to_owned();
+                for projector in cortex_projections::registry() {
+                    let projector_name = projector.name();
+                    let runner = Runner::shared(store.clone(), pool.clone(), projector, settings)
+                        .with_notifier(notifier.clone());
+                    let url = url.clone();
+                    pipeline_tasks.push((
+                        projector_name,
+                        Box::pin(async move {
+                            // Returns only for an event it cannot apply: logged and recorded in
+                            // `projection_status` by the runner; the other components go on.
+                            let _ = runner.run(&url).await;
+                        }) as futures::future::BoxFuture<'static, ()>,
+                    ));
+                }
+            }
+            if runs(Component::Evaluator) {
+                // One active evaluator across processes (the runner's lock); others stand by.
+                let evaluator = cortex_command::evaluator::Evaluator::new(
+                    store.clone(),
+                    pool.clone(),
+                    args.evaluator.settings(),
+                );
+                let runner = Runner::new(
+                    store.clone(),
+                    pool.clone(),
+                    crate::evaluator::EvaluatorProjection(evaluator),
+                    args.projections.settings(),
+                )
+                .with_notifier(notifier.clone());
+                let url = args.db.database_url.expose_secret().to_owned();
+                pipeline_tasks.push((
+                    cortex_command::evaluator::NAME,
                     Box::pin(async move {
-                        // Returns only for an event it cannot apply: logged and recorded in
-                        // `projection_status` by the runner; the other components go on.
                         let _ = runner.run(&url).await;
                     }) as futures::future::BoxFuture<'static, ()>,
                 ));
             }
         }
-        if runs(Component::Evaluator) {
-            // One active evaluator across processes (the runner's lock); others stand by.
-            let evaluator = cortex_command::evaluator::Evaluator::new(
-                store.clone(),
-                pool.clone(),
-                args.evaluator.settings(),
-            );
-            let runner = Runner::new(
-                store.clone(),
-                pool.clone(),
-                crate::evaluator::EvaluatorProjection(evaluator),
-                args.projections.settings(),
-            )
-            .with_notifier(notifier.clone());
-            let url = args.db.database_url.expose_secret().to_owned();
-            tasks.push((
-                cortex_command::evaluator::NAME,
-                Box::pin(async move {
-                    let _ = runner.run(&url).await;
-                }) as futures::future::BoxFuture<'static, ()>,
-            ));
-        }
         let listener = TcpListener::bind(args.http_addr)
             .await
             .with_context(|| format!("listening on {}", args.http_addr))?;
-        Ok(Self { listener, router, tasks, drain: Duration::from_secs(args.drain_seconds) })
+        Ok(Self {
+            listener,
+            router,
+            tasks,
+            pipeline_tasks,
+            pipeline,
+            drain: Duration::from_secs(args.drain_seconds),
+        })
     }
 
     /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish (bounded by the
@@ -159,6 +237,10 @@ impl Application {
         let mut background = tokio::task::JoinSet::new();
         for (name, task) in self.tasks {
             background.spawn(task.instrument(tracing::info_span!("task", name)));
+        }
+        let mut pipeline = tokio::task::JoinSet::new();
+        for (name, task) in self.pipeline_tasks {
+            pipeline.spawn_on(task.instrument(tracing::info_span!("task", name)), self.pipeline.handle());
         }
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
@@ -185,6 +267,7 @@ impl Application {
             } => tracing::warn!(seconds = drain.as_secs(), "drain time over; closing remaining connections"),
         }
         background.shutdown().await;
+        pipeline.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     }
