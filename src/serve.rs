@@ -40,31 +40,45 @@ pub struct Application {
 /// Threads of the [`Pipeline`] runtime.
 const PIPELINE_THREADS: usize = 2;
 
-/// A runtime of its own for the path from the log to the clients: projection runners, the
-/// evaluator, and the query side's notice subscriber. Tasks of one Tokio runtime are run in
-/// turn, so on the main runtime a notice that arrives while the live stream is writing to
-/// 10,000 clients waits behind all of their tasks before it can even be handed on, and a
-/// projection batch waits behind every HTTP request in flight. On threads of its own, the
-/// operating system shares the cores between both, and neither side queues behind the other
-/// (docs/decisions.md, "Pipeline runtime").
+/// Where the path from the log to the clients runs: projection runners, the evaluator, and
+/// the query side's notice tasks. Beside an HTTP API it gets a runtime of its own: tasks of
+/// one Tokio runtime are run in turn, so on the main runtime a notice that arrives while the
+/// live stream is writing to 10,000 clients waits behind all of their tasks before it can
+/// even be handed on, and a projection batch waits behind every request in flight. On
+/// threads of its own, the kernel shares the cores between both sides, and neither queues
+/// behind the other (docs/decisions.md, "The pipeline runtime and a cached GET's cost").
+/// Without an API (`--only projections|evaluator`) the pipeline is the whole process and
+/// runs on the main runtime, all of its threads.
 ///
 /// Whatever opens connections for these tasks (their pool, the event store client, NATS
-/// clients) is built on this runtime too ([`Self::on`]), so its I/O is driven here.
-struct Pipeline(Option<tokio::runtime::Runtime>);
+/// clients) is built on the pipeline too ([`Self::on`]), so its I/O is driven there.
+enum Pipeline {
+    Own(Option<tokio::runtime::Runtime>),
+    Current(tokio::runtime::Handle),
+}
 
 impl Pipeline {
-    fn start() -> anyhow::Result<Self> {
+    fn start(beside_api: bool) -> anyhow::Result<Self> {
+        if !beside_api {
+            return Ok(Self::Current(tokio::runtime::Handle::current()));
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(PIPELINE_THREADS)
             .thread_name("cortex-pipeline")
             .enable_all()
             .build()
             .context("starting the pipeline runtime")?;
-        Ok(Self(Some(runtime)))
+        Ok(Self::Own(Some(runtime)))
     }
 
     fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("the pipeline runtime lives until the application is dropped").handle()
+        match self {
+            Self::Own(runtime) => runtime
+                .as_ref()
+                .expect("the pipeline runtime lives until the application is dropped")
+                .handle(),
+            Self::Current(handle) => handle,
+        }
     }
 
     /// Runs `work` on the pipeline runtime and waits for its result.
@@ -78,9 +92,13 @@ impl Pipeline {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        // Dropping a runtime waits for its threads, which an async context must not do; its
-        // tasks have been stopped (`run_until_stopped`) or never started.
-        if let Some(runtime) = self.0.take() {
+        // Dropping a runtime waits for its threads, which an async context must not do. What
+        // still runs on it (tasks the pipeline's tasks spawned, connection drivers; all of
+        // them after a failed start) is dropped where it stands, as in a crash, which every
+        // runner recovers from.
+        if let Self::Own(runtime) = self
+            && let Some(runtime) = runtime.take()
+        {
             runtime.shutdown_background();
         }
     }
@@ -95,14 +113,31 @@ impl Application {
         let runs = |c: Component| args.only.is_none_or(|only| only == c);
         let mut tasks = Vec::new();
         let mut pipeline_tasks = Vec::new();
-        let pipeline = Pipeline::start()?;
+        let api = runs(Component::Command) || runs(Component::Query);
+        let pipeline = Pipeline::start(api)?;
         // One notifier for every runner; without NATS its in-process bus also feeds this
         // process's query side.
         let nats = args.nats.clone();
         let notifier = pipeline.on(async move { nats.notifier().await }).await?;
+        // The pipeline's own pool and event store beside an API, built on the pipeline: its
+        // connections are driven there, and requests cannot take the connections it needs.
+        let (pipeline_pool, pipeline_store) = if api
+            && (runs(Component::Query) || runs(Component::Projections) || runs(Component::Evaluator))
+        {
+            let (db, store_args) = (args.db.clone(), args.store.clone());
+            pipeline
+                .on(async move {
+                    let pool = db.pool().await?;
+                    let store = store_args.open(&pool)?;
+                    Ok((pool, store))
+                })
+                .await?
+        } else {
+            (pool.clone(), store.clone())
+        };
         let mut readiness = cortex_http::Readiness::default();
         readiness.add_postgres(pool.clone());
-        let router = if runs(Component::Command) || runs(Component::Query) {
+        let router = if api {
             // One key ring and one rate limiter for both APIs: a key's allowance counts its
             // commands and queries alike.
             let keys = KeyRing::new(pool.clone());
@@ -124,7 +159,8 @@ impl Application {
                 routes = routes.merge(api::routes(state));
             }
             if runs(Component::Query) {
-                let fresh = Freshness::new(pool.clone(), args.query.freshness());
+                // Its reads of the checkpoints run in the notice tasks, on the pipeline.
+                let fresh = Freshness::new(pipeline_pool.clone(), args.query.freshness());
                 let cache = Cache::new(fresh.clone(), args.query.cache(), args.query.cache_url.as_deref())
                     .context("CORTEX_CACHE_URL is not a RESP URL (redis://host:port/)")?;
                 let source = match (&args.nats.nats_url, &notifier) {
@@ -166,17 +202,8 @@ impl Application {
                 )
                 .route("/readyz", axum::routing::get(move || ready.clone().respond()))
         };
-        // The runners' own pool and event store: their connections are driven by the pipeline
-        // runtime, and HTTP requests cannot take the connections they need.
         if runs(Component::Projections) || runs(Component::Evaluator) {
-            let (db, store_args) = (args.db.clone(), args.store.clone());
-            let (pool, store) = pipeline
-                .on(async move {
-                    let pool = db.pool().await?;
-                    let store = store_args.open(&pool)?;
-                    Ok((pool, store))
-                })
-                .await?;
+            let (pool, store) = (pipeline_pool, pipeline_store);
             if runs(Component::Projections) {
                 let settings = args.projections.settings();
                 let url = args.db.database_url.expose_secret().to_owned();

@@ -85,7 +85,8 @@ impl Entry {
         if raw.remaining() < len {
             return None;
         }
-        let etag = HeaderValue::from_maybe_shared(raw.split_to(len)).ok()?;
+        // Only what `Prepared` makes: visible ASCII (`to_str`), else not an entry of ours.
+        let etag = HeaderValue::from_maybe_shared(raw.split_to(len)).ok().filter(|v| v.to_str().is_ok())?;
         Some(Self { prepared: Prepared { body: raw, etag }, built })
     }
 }
@@ -167,9 +168,11 @@ impl Cache {
         &self.fresh
     }
 
-    /// The drop that one instance per change runs on L2 (the queue group's member).
+    /// The drop that one instance per change runs on L2 (the queue group's member). It has
+    /// a connection of its own, made where the notice tasks run (the pipeline runtime in
+    /// `cortex serve`): reads never depend on that runtime's threads, nor drops on the API's.
     pub fn shared_drop(&self) -> Option<crate::fresh::SharedDrop> {
-        let l2 = self.l2.clone()?;
+        let l2 = self.l2.as_ref()?.detached();
         Some(Arc::new(move |tenant, entity, ids: Vec<String>| {
             let l2 = l2.clone();
             let keys: Vec<String> = ids.iter().map(|id| entity_key(tenant, entity, id)).collect();
@@ -318,8 +321,8 @@ impl L1 {
             return None;
         }
         // The use clock moves on inserts only, and a slot is written only when it was last
-        // used before the latest insert: hits on a warm cache then write nothing that other
-        // cores read (a counter bumped by every hit was 2 % of a cached GET's CPU).
+        // used before the latest insert: hits on a warm cache then bump no shared counter (one
+        // bumped by every hit, from both cores, was 2 % of a cached GET's CPU).
         let now = self.clock.load(Ordering::Relaxed);
         if slot.used.load(Ordering::Relaxed) != now {
             slot.used.store(now, Ordering::Relaxed);
@@ -444,6 +447,11 @@ impl L2 {
     /// The connection; while L2 is in its back-off, none (unless `force`, for readiness).
     /// One connection attempt at a time: requests that queued behind a failed attempt see
     /// the back-off it set and do not try again.
+    /// The same server and settings, with a connection (and back-off) of its own.
+    fn detached(&self) -> Self {
+        Self { conn: Arc::default(), down_until: Arc::default(), ..self.clone() }
+    }
+
     async fn connection(&self, force: bool) -> Option<redis::aio::ConnectionManager> {
         let backing_off = || !force && self.now_ms() < self.down_until.load(Ordering::Relaxed);
         if backing_off() {

@@ -2,13 +2,12 @@
 
 use axum::{
     extract::{RawQuery, State},
-    http::HeaderMap,
     response::Response,
 };
 use chrono::Utc;
 use cortex_http::{problem::ApiError, tenants::Caller};
 
-use super::{QueryState, params::Params, read_after};
+use super::{QueryState, ReadHeaders, params::Params, read_after};
 use crate::reads::{
     GroupBy, MAX_TREND_DAYS, SummaryQuery, TrendQuery,
     compliance::{Summary, Trend},
@@ -29,7 +28,7 @@ pub async fn summary(
     State(state): State<QueryState>,
     caller: Caller,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    headers: ReadHeaders,
 ) -> Result<Response, ApiError> {
     let mut p = Params::parse(raw.as_deref(), &["group_by"]);
     let group_by = p.choice("group_by", &GroupBy::NAMES).and_then(GroupBy::parse);
@@ -54,7 +53,7 @@ pub async fn trend(
     State(state): State<QueryState>,
     caller: Caller,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    headers: ReadHeaders,
 ) -> Result<Response, ApiError> {
     let mut p = Params::parse(raw.as_deref(), &["days"]);
     let days = p.bounded("days", 1, MAX_TREND_DAYS, DEFAULT_TREND_DAYS);

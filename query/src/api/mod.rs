@@ -18,7 +18,8 @@ use std::future::Future;
 
 use axum::{
     Router,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::FromRequestParts,
+    http::{HeaderName, HeaderValue, StatusCode, header, request::Parts},
     middleware,
     response::{IntoResponse, Response},
 };
@@ -93,7 +94,7 @@ impl QueryState {
     pub async fn answer<F, Fut>(
         &self,
         tenant_id: Uuid,
-        headers: &HeaderMap,
+        headers: &ReadHeaders,
         after: Option<Position>,
         key: CacheKey,
         of: &[Projection],
@@ -154,9 +155,28 @@ impl QueryState {
     }
 }
 
+/// The request headers a read looks at: `If-None-Match` and `X-Cortex-After`, every value
+/// of each. Taken out of the request on their own: axum's `HeaderMap` extractor copies the
+/// whole map, on every request.
+#[derive(Debug, Default)]
+pub struct ReadHeaders {
+    pub if_none_match: Vec<HeaderValue>,
+    pub after: Vec<HeaderValue>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ReadHeaders {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        const AFTER: HeaderName = HeaderName::from_static(AFTER_HEADER);
+        let all = |name| parts.headers.get_all(name).iter().cloned().collect();
+        Ok(Self { if_none_match: all(header::IF_NONE_MATCH), after: all(AFTER) })
+    }
+}
+
 /// The read-your-writes position of a request: `X-Cortex-After` or the `after` parameter
 /// (one of them), a position token as commands answer it.
-pub fn read_after(raw: Option<&str>, headers: &HeaderMap) -> Result<Option<Position>, ApiError> {
+pub fn read_after(raw: Option<&str>, headers: &ReadHeaders) -> Result<Option<Position>, ApiError> {
     let from_query: Vec<String> = raw
         .map(|q| {
             form_urlencoded::parse(q.as_bytes())
@@ -165,8 +185,7 @@ pub fn read_after(raw: Option<&str>, headers: &HeaderMap) -> Result<Option<Posit
                 .collect()
         })
         .unwrap_or_default();
-    let from_header: Vec<&HeaderValue> = headers.get_all(AFTER_HEADER).iter().collect();
-    let (pointer, text) = match (from_header.as_slice(), from_query.as_slice()) {
+    let (pointer, text) = match (headers.after.as_slice(), from_query.as_slice()) {
         ([], []) => return Ok(None),
         ([one], []) => ("X-Cortex-After", one.to_str().unwrap_or("\u{fffd}").to_owned()),
         ([], [one]) => ("/after", one.clone()),
@@ -253,10 +272,11 @@ impl From<ReadError> for ApiError {
 
 /// 200 with the body and its `ETag`, or 304 when `If-None-Match` names that tag (or is `*`).
 /// Answers are per tenant: shared caches must not keep them, and a client revalidates.
-pub fn respond(request_headers: &HeaderMap, prepared: Prepared) -> Response {
+pub fn respond(request_headers: &ReadHeaders, prepared: Prepared) -> Response {
     let etag = prepared.etag;
     let cache_control = (header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-    if none_match(request_headers, etag.to_str().unwrap_or_default()) {
+    // Tags are visible ASCII (`Prepared`, and the cache's decoding checks it).
+    if etag.to_str().is_ok_and(|ours| none_match(&request_headers.if_none_match, ours)) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), cache_control]).into_response();
     }
     (
@@ -270,12 +290,12 @@ pub fn respond(request_headers: &HeaderMap, prepared: Prepared) -> Response {
         .into_response()
 }
 
-/// Whether `If-None-Match` matches `etag` (RFC 9110 §13.1.2: weak comparison, `*`, lists).
-fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+/// Whether `If-None-Match` (its values) matches `etag` (RFC 9110 §13.1.2: weak comparison,
+/// `*`, lists).
+fn none_match(if_none_match: &[HeaderValue], etag: &str) -> bool {
     let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     let ours = strip(etag);
-    headers
-        .get_all(header::IF_NONE_MATCH)
+    if_none_match
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -286,10 +306,8 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn headers(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
-        h
+    fn headers(value: &str) -> Vec<HeaderValue> {
+        vec![HeaderValue::from_str(value).unwrap()]
     }
 
     #[test]
@@ -299,6 +317,6 @@ mod tests {
         assert!(none_match(&headers("\"x\", \"a\""), "\"a\""));
         assert!(none_match(&headers("*"), "\"a\""));
         assert!(!none_match(&headers("\"b\""), "\"a\""));
-        assert!(!none_match(&HeaderMap::new(), "\"a\""));
+        assert!(!none_match(&[], "\"a\""));
     }
 }

@@ -2,13 +2,12 @@
 
 use axum::{
     extract::{Path, RawQuery, State},
-    http::HeaderMap,
     response::Response,
 };
 use cortex_http::{problem::ApiError, tenants::Caller};
 
 use super::{
-    QueryState,
+    QueryState, ReadHeaders,
     params::{Params, path_uuid},
     read_after,
 };
@@ -34,7 +33,7 @@ pub async fn list(
     State(state): State<QueryState>,
     caller: Caller,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    headers: ReadHeaders,
 ) -> Result<Response, ApiError> {
     let mut p = Params::parse(raw.as_deref(), &["limit", "cursor"]);
     let limit = p.limit();
@@ -63,7 +62,7 @@ pub async fn get(
     caller: Caller,
     Path(policy_id): Path<String>,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    headers: ReadHeaders,
 ) -> Result<Response, ApiError> {
     let policy_id = path_uuid("policy_id", &policy_id)?;
     Params::parse(raw.as_deref(), &[]).finish()?;

@@ -2,14 +2,13 @@
 
 use axum::{
     extract::{Path, RawQuery, State},
-    http::HeaderMap,
     response::Response,
 };
 use cortex_http::{problem::ApiError, tenants::Caller};
 use uuid::Uuid;
 
 use super::{
-    QueryState,
+    QueryState, ReadHeaders,
     params::{Params, path_uuid},
     read_after, respond,
 };
@@ -94,7 +93,7 @@ pub async fn list(
     State(state): State<QueryState>,
     caller: Caller,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    headers: ReadHeaders,
 ) -> Result<Response, ApiError> {
     let query = list_query(caller.tenant_id, raw.as_deref())?;
     let after = read_after(raw.as_deref(), &headers)?;
@@ -117,7 +116,7 @@ pub async fn get(
     caller: Caller,
     Path(resource_id): Path<String>,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    headers: ReadHeaders,
 ) -> Result<Response, ApiError> {
     let resource_id = path_uuid("resource_id", &resource_id)?;
     Params::parse(raw.as_deref(), &[]).finish()?;
@@ -143,7 +142,7 @@ pub async fn history(
     caller: Caller,
     Path(resource_id): Path<String>,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    headers: ReadHeaders,
 ) -> Result<Response, ApiError> {
     let resource_id = path_uuid("resource_id", &resource_id)?;
     let mut p = Params::parse(raw.as_deref(), &["limit", "cursor"]);

@@ -57,7 +57,7 @@ impl Prepared {
 /// cannot carry becomes the empty tag `""` (never matched by a client's `If-None-Match`
 /// unless it sends `""` or `*`).
 fn quoted(tag: &str) -> HeaderValue {
-    HeaderValue::try_from(format!("\"{tag}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+    HeaderValue::from_str(&format!("\"{tag}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 /// Why a read has no answer.
