@@ -48,7 +48,8 @@ const PIPELINE_THREADS: usize = 2;
 /// threads of its own, the kernel shares the cores between both sides, and neither queues
 /// behind the other (docs/decisions.md, "The pipeline runtime and a cached GET's cost").
 /// Without an API (`--only projections|evaluator`) the pipeline is the whole process and
-/// runs on the main runtime, all of its threads.
+/// runs on the main runtime, all of its threads; with the command API alone there is no
+/// pipeline work, and it is the main runtime too.
 ///
 /// Whatever opens connections for these tasks (their pool, the event store client, NATS
 /// clients) is built on the pipeline too ([`Self::on`]), so its I/O is driven there.
@@ -58,8 +59,8 @@ enum Pipeline {
 }
 
 impl Pipeline {
-    fn start(beside_api: bool) -> anyhow::Result<Self> {
-        if !beside_api {
+    fn start(own: bool) -> anyhow::Result<Self> {
+        if !own {
             return Ok(Self::Current(tokio::runtime::Handle::current()));
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -114,16 +115,21 @@ impl Application {
         let mut tasks = Vec::new();
         let mut pipeline_tasks = Vec::new();
         let api = runs(Component::Command) || runs(Component::Query);
-        let pipeline = Pipeline::start(api)?;
+        let pipelined = runs(Component::Query) || runs(Component::Projections) || runs(Component::Evaluator);
+        // A runtime of its own only when the pipeline runs beside an API.
+        let own = api && pipelined;
+        let pipeline = Pipeline::start(own)?;
         // One notifier for every runner; without NATS its in-process bus also feeds this
-        // process's query side.
-        let nats = args.nats.clone();
-        let notifier = pipeline.on(async move { nats.notifier().await }).await?;
-        // The pipeline's own pool and event store beside an API, built on the pipeline: its
-        // connections are driven there, and requests cannot take the connections it needs.
-        let (pipeline_pool, pipeline_store) = if api
-            && (runs(Component::Query) || runs(Component::Projections) || runs(Component::Evaluator))
-        {
+        // process's query side. The command API alone publishes nothing.
+        let notifier = if pipelined {
+            let nats = args.nats.clone();
+            pipeline.on(async move { nats.notifier().await }).await?
+        } else {
+            cortex_projections::Notifier::Off
+        };
+        // The pipeline's own pool and event store, built on its runtime: its connections are
+        // driven there, and requests cannot take the connections it needs.
+        let (pipeline_pool, pipeline_store) = if own {
             let (db, store_args) = (args.db.clone(), args.store.clone());
             pipeline
                 .on(async move {

@@ -396,13 +396,15 @@ impl L1 {
         // only as many go as make up the count, not all of them.
         let mut ties = nth + 1 - older.iter().filter(|u| **u < threshold).count();
         self.map.retain(|_, slot| {
-            let used = slot.used.load(Ordering::Relaxed);
-            let keep = used > threshold
-                || (used == threshold && ties == 0)
-                || (used == threshold && {
+            let keep = match slot.used.load(Ordering::Relaxed).cmp(&threshold) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal if ties > 0 => {
                     ties -= 1;
                     false
-                });
+                }
+                std::cmp::Ordering::Equal => true,
+            };
             if !keep {
                 self.forget(slot);
             }
