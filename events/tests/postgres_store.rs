@@ -131,3 +131,77 @@ async fn concurrent_appends_at_the_same_revision_let_exactly_one_win() {
     assert_eq!(wins, 1);
     db.drop_database().await;
 }
+
+/// How the prepared statements mentioning `es_events` of the sessions of `pool` were
+/// planned: (statement, generic plans, custom plans). Takes `sessions` connections at once,
+/// so that it sees every session the pool has.
+async fn plans(pool: &sqlx::PgPool, sessions: usize) -> Vec<(String, i64, i64)> {
+    let mut held = Vec::new();
+    let mut found = Vec::new();
+    for _ in 0..sessions {
+        let mut conn = pool.acquire().await.unwrap();
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements \
+             WHERE statement LIKE '%es_events%' AND statement NOT LIKE '%pg_prepared_statements%'",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        found.extend(rows);
+        held.push(conn);
+    }
+    found
+}
+
+/// The store's statements look rows up by key or walk an index from a position; PostgreSQL
+/// would plan each execution of the `$all` page and the stream reads anew (a custom plan),
+/// which was most of their cost. They run on connections with generic plans; `count_after`,
+/// whose generic plan would scan the whole log, keeps custom plans on the given pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stores_statements_run_on_generic_plans_and_counting_on_custom_ones() {
+    // Two connections in each pool: the given one's are the LISTEN connection and the one
+    // `count_after` used.
+    let db = TestDatabase::create_with_pool_size(2).await;
+    let store = PostgresEventStore::new(db.pool.clone(), conformance::test_catalog());
+    let h = Harness::new(Arc::new({
+        let store = store.clone();
+        move |_| Arc::new(store.clone()) as Arc<dyn EventStore>
+    }));
+    let s = h.stream();
+    for n in 0..3 {
+        let expected = if n == 0 { Exp::NoStream } else { Exp::Exact(n - 1) };
+        h.store.append(&s, expected, vec![h.event(n)]).await.unwrap();
+    }
+    h.store.read_streams(std::slice::from_ref(&s)).await.unwrap();
+    h.store.read_stream(&s, 0, cortex_events::Direction::Forwards, 10).await.unwrap();
+    let mut sub = h.store.subscribe_all(None, h.own());
+    assert_eq!(until_caught_up(&mut sub).await.len(), 3);
+    drop(sub);
+    assert_eq!(h.store.count_after(None).await.unwrap(), Some(3));
+
+    let generic = plans(store.statement_pool().expect("the store ran statements"), 2).await;
+    for wanted in ["INSERT INTO es_events", "stream_name = ANY", "stream_revision >= $2", "SELECT matched"] {
+        assert!(generic.iter().any(|(sql, ..)| sql.contains(wanted)), "{wanted} was not run: {generic:?}");
+    }
+    for (sql, generic_plans, custom_plans) in &generic {
+        assert!(
+            *generic_plans >= 1 && *custom_plans == 0,
+            "planned per execution: {sql} ({custom_plans} custom)"
+        );
+    }
+    let given = plans(store.pool(), 1).await;
+    let count =
+        given.iter().find(|(sql, ..)| sql.contains("count(*)")).expect("count_after ran on the given pool");
+    assert_eq!((count.1, count.2), (0, 1), "count_after keeps a custom plan: {given:?}");
+
+    // Closing the given pool closes the store's: its statements fail as they did on it.
+    // (`close` marks the pool closed at once, then waits for the LISTEN connection, which
+    // the store holds until it is dropped.)
+    drop(db.pool.close());
+    match h.store.append(&s, Exp::Exact(2), vec![h.event(3)]).await {
+        Err(StoreError::Postgres { source: sqlx::Error::PoolClosed, .. }) => {}
+        other => panic!("an append after the pool closed: {other:?}"),
+    }
+    assert!(h.store.read_streams(std::slice::from_ref(&s)).await.is_err());
+    db.drop_database().await;
+}

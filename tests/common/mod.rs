@@ -13,7 +13,10 @@ use serde_json::Value;
 
 pub fn cortex(db: &TestDatabase) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cortex"));
+    // Pools of 8: a full `cortex serve` may open up to 4 × this + 3 connections, and two
+    // tests run at once against a server that allows 100 (the default 16 would allow 134).
     c.env("DATABASE_URL", &db.url)
+        .env("CORTEX_DB_MAX_CONNECTIONS", "8")
         .env("CORTEX_LOG", "warn")
         .env_remove("CORTEX_NATS_URL")
         .env_remove("CORTEX_CACHE_URL");

@@ -341,7 +341,7 @@ impl Committer {
         for worker in 0..settings.committers.max(1) {
             // Workers hold the pool and catalog, not the store: no reference cycle keeps
             // them alive after the store is dropped.
-            let ctx = GroupCtx { pool: inner.pool.clone(), heads: heads.clone() };
+            let ctx = GroupCtx { statements: inner.statements().clone(), heads: heads.clone() };
             let rx = rx.clone();
             let max_group = settings.max_group.max(1);
             tokio::spawn(
@@ -446,14 +446,18 @@ impl HeadCache {
 }
 
 struct GroupCtx {
-    pool: PgPool,
+    statements: Arc<super::Statements>,
     heads: Arc<HeadCache>,
 }
 
 impl GroupCtx {
+    fn pool(&self) -> &PgPool {
+        self.statements.pool()
+    }
+
     async fn alone(&self, r: &Request) -> Result<AppendOutcome, StoreError> {
         self.heads.forget([&r.stream]);
-        append_single(&self.pool, &r.stream, r.expected, &r.events).await
+        append_single(self.pool(), &r.stream, r.expected, &r.events).await
     }
 }
 
@@ -464,7 +468,7 @@ async fn commit_group(ctx: &GroupCtx, batch: Vec<Request>) {
     streams.dedup();
     let (mut heads, unknown) = ctx.heads.get(&streams);
     if !unknown.is_empty() {
-        match stream_heads(&ctx.pool, &unknown).await {
+        match stream_heads(ctx.pool(), &unknown).await {
             Ok(h) => heads.extend(h),
             Err(_) => return retry_alone(ctx, batch).await,
         }
@@ -485,7 +489,7 @@ async fn commit_group(ctx: &GroupCtx, batch: Vec<Request>) {
         }
     }
     if !rows.is_empty() {
-        match insert(&ctx.pool, rows).await {
+        match insert(ctx.pool(), rows).await {
             Ok(positions) => {
                 ctx.heads.put(grouped.iter().filter_map(|(r, _)| {
                     heads.get(r.stream.as_str()).cloned().flatten().map(|h| (r.stream.as_str().to_owned(), h))

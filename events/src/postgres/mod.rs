@@ -83,7 +83,11 @@ pub struct PostgresEventStore {
 }
 
 pub(crate) struct Inner {
-    pub(crate) pool: PgPool,
+    /// The pool the store was given: `count_after` and the LISTEN connection.
+    given: PgPool,
+    /// Every other statement of the store, on connections that plan generically (see
+    /// [`Inner::pool`]); made on first use, so that its upkeep runs on the runtime that uses it.
+    statements: std::sync::OnceLock<Arc<Statements>>,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) settings: PostgresSettings,
     committer: OnceCell<append::Committer>,
@@ -102,7 +106,8 @@ impl PostgresEventStore {
     pub fn with_settings(pool: PgPool, catalog: Arc<Catalog>, settings: PostgresSettings) -> Self {
         Self {
             inner: Arc::new(Inner {
-                pool,
+                given: pool,
+                statements: std::sync::OnceLock::new(),
                 catalog,
                 settings,
                 committer: OnceCell::new(),
@@ -112,8 +117,16 @@ impl PostgresEventStore {
         }
     }
 
+    /// The pool the store was given.
     pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
+        &self.inner.given
+    }
+
+    /// The pool the store's statements run on (all but `count_after`): the given pool's
+    /// database, size and timeouts, on connections that plan generically. `None` until the
+    /// store has run a statement (it is made then, on the runtime running it).
+    pub fn statement_pool(&self) -> Option<&PgPool> {
+        self.inner.statements.get().map(|s| s.pool())
     }
 
     /// Appends without group commit: one statement for this append alone.
@@ -124,7 +137,7 @@ impl PostgresEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
         crate::store::check_append(&self.inner.catalog, &events)?;
-        append::append_single(&self.inner.pool, stream, expected, &events).await
+        append::append_single(self.inner.pool(), stream, expected, &events).await
     }
 }
 
@@ -171,11 +184,11 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
-        read::last_committed(&self.inner.pool).await
+        read::last_committed(self.inner.pool()).await
     }
 
     async fn count_after(&self, from: Option<Position>) -> Result<Option<u64>, StoreError> {
-        read::count_after(&self.inner.pool, from).await.map(Some)
+        read::count_after(&self.inner.given, from).await.map(Some)
     }
 
     fn catalog(&self) -> &Catalog {
@@ -184,8 +197,60 @@ impl EventStore for PostgresEventStore {
 }
 
 impl Inner {
+    /// The pool of the store's statements: the given pool's database, size and timeouts, on
+    /// connections with `plan_cache_mode = force_generic_plan`.
+    ///
+    /// Every one of these statements looks rows up by a key or walks an index from a
+    /// position, and its generic plan is that same index path. But PostgreSQL cannot tell:
+    /// it estimates a generic `(tx_id, seq) > ($1, $2)` at a third of the table, finds the
+    /// generic plan far dearer than a custom one (which knows the position is near the end),
+    /// and so plans every execution anew. Under load that planning was most of the time
+    /// these statements cost: a `$all` page took 0.19 ms to plan and 0.02 ms to run, a
+    /// stream read 0.08 ms and 0.05 ms (`docs/decisions.md`, "Generic plans for the event
+    /// store's statements"). `count_after` stays on the given pool: a count over a range has
+    /// no such index path, and its generic plan scans the whole log.
+    pub(crate) fn pool(&self) -> &PgPool {
+        self.statements().pool()
+    }
+
+    pub(crate) fn statements(&self) -> &Arc<Statements> {
+        self.statements.get_or_init(|| Arc::new(Statements::new(&self.given)))
+    }
+
     pub(crate) async fn wakeups(&self) -> Result<&subscribe::Wakeups, StoreError> {
-        self.wakeups.get_or_try_init(|| subscribe::Wakeups::start(&self.pool)).await
+        self.wakeups.get_or_try_init(|| subscribe::Wakeups::start(&self.given)).await
+    }
+}
+
+/// The pool the store's statements run on ([`Inner::pool`]), made from the pool the store was
+/// given.
+pub(crate) struct Statements {
+    given: PgPool,
+    generic: PgPool,
+}
+
+impl Statements {
+    fn new(given: &PgPool) -> Self {
+        let options = given.options();
+        let connect = (*given.connect_options()).clone().options([("plan_cache_mode", "force_generic_plan")]);
+        let generic = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(options.get_max_connections())
+            .acquire_timeout(options.get_acquire_timeout())
+            .idle_timeout(options.get_idle_timeout())
+            .max_lifetime(options.get_max_lifetime())
+            .test_before_acquire(options.get_test_before_acquire())
+            .connect_lazy_with(connect);
+        Self { given: given.clone(), generic }
+    }
+
+    /// The pool, closed once the given pool is: the store's statements then fail as they did
+    /// on that pool. Closing marks it at once (no connection is handed out after); its idle
+    /// connections go with the store.
+    pub(crate) fn pool(&self) -> &PgPool {
+        if self.given.is_closed() && !self.generic.is_closed() {
+            let _closing = self.generic.close();
+        }
+        &self.generic
     }
 }
 

@@ -34,7 +34,7 @@ pub(crate) async fn read_stream(
         .bind(stream.as_str())
         .bind(from)
         .bind(limit)
-        .fetch_all(&inner.pool)
+        .fetch_all(inner.pool())
         .await
         .map_err(pg("read stream"))?;
     let events: Vec<RecordedEvent> =
@@ -71,7 +71,8 @@ pub(crate) async fn read_streams(
         std::collections::HashMap::with_capacity(streams.len());
     for chunk in streams.chunks(CHUNK) {
         let names: Vec<&str> = chunk.iter().map(StreamName::as_str).collect();
-        let page = sqlx::query(&sql).bind(&names).fetch_all(&inner.pool).await.map_err(pg("read streams"))?;
+        let page =
+            sqlx::query(&sql).bind(&names).fetch_all(inner.pool()).await.map_err(pg("read streams"))?;
         for row in &page {
             let event = rows::decode(&inner.catalog, row)?;
             found.entry(event.stream.clone()).or_default().push(event);

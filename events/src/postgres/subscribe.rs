@@ -116,7 +116,7 @@ async fn follow(
     // CaughtUp means: every event committed before the subscription started was delivered.
     // The horizon alone would not do — an unrelated open transaction anywhere in the
     // cluster can hide a commit that finished before this call.
-    let target = read::last_committed(&inner.pool).await?;
+    let target = read::last_committed(inner.pool()).await?;
     let mut caught_up = false;
     let mut unreported = 0u64; // filtered-out rows scanned since the last item sent
     let mut held_back = HELD_BACK_FIRST;
@@ -134,7 +134,7 @@ async fn follow(
                 })??,
                 None => {
                     read::fetch_page(
-                        inner.pool.clone(),
+                        inner.pool().clone(),
                         pos,
                         filter.clone(),
                         settings.page_size,
@@ -147,7 +147,7 @@ async fn follow(
             if full && let Some(last) = page.last() {
                 let after = read::row_position(last)?;
                 prefetch = Some(tokio::spawn(read::fetch_page(
-                    inner.pool.clone(),
+                    inner.pool().clone(),
                     after,
                     filter.clone(),
                     settings.page_size,
@@ -189,7 +189,7 @@ async fn follow(
                 break;
             }
         }
-        let wait = if read::rows_beyond(&inner.pool, pos).await? {
+        let wait = if read::rows_beyond(inner.pool(), pos).await? {
             held_back = (held_back * 2).min(HELD_BACK_MAX);
             held_back
         } else {
