@@ -132,14 +132,26 @@ async fn concurrent_appends_at_the_same_revision_let_exactly_one_win() {
     db.drop_database().await;
 }
 
-/// How the prepared statements mentioning `es_events` of the sessions of `pool` were
-/// planned: (statement, generic plans, custom plans). Takes `sessions` connections at once,
-/// so that it sees every session the pool has.
-async fn plans(pool: &sqlx::PgPool, sessions: usize) -> Vec<(String, i64, i64)> {
-    let mut held = Vec::new();
+/// `n` connections of `pool` held at once: every session the pool has, when `n` is its size.
+async fn sessions(pool: &sqlx::PgPool, n: usize) -> Vec<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(pool.acquire().await.unwrap());
+    }
+    held
+}
+
+/// The harness over `store` itself, so that the test can reach its pools.
+fn over(store: &PostgresEventStore) -> Harness {
+    let store = store.clone();
+    Harness::new(Arc::new(move |_| Arc::new(store.clone()) as Arc<dyn EventStore>))
+}
+
+/// How the prepared statements mentioning `es_events` of `n` sessions of `pool` were
+/// planned: (statement, generic plans, custom plans).
+async fn plans(pool: &sqlx::PgPool, n: usize) -> Vec<(String, i64, i64)> {
     let mut found = Vec::new();
-    for _ in 0..sessions {
-        let mut conn = pool.acquire().await.unwrap();
+    for mut conn in sessions(pool, n).await {
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
             "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements \
              WHERE statement LIKE '%es_events%' AND statement NOT LIKE '%pg_prepared_statements%'",
@@ -148,7 +160,6 @@ async fn plans(pool: &sqlx::PgPool, sessions: usize) -> Vec<(String, i64, i64)> 
         .await
         .unwrap();
         found.extend(rows);
-        held.push(conn);
     }
     found
 }
@@ -163,10 +174,7 @@ async fn the_stores_statements_run_on_generic_plans_and_counting_on_custom_ones(
     // `count_after` used.
     let db = TestDatabase::create_with_pool_size(2).await;
     let store = PostgresEventStore::new(db.pool.clone(), conformance::test_catalog());
-    let h = Harness::new(Arc::new({
-        let store = store.clone();
-        move |_| Arc::new(store.clone()) as Arc<dyn EventStore>
-    }));
+    let h = over(&store);
     let s = h.stream();
     for n in 0..3 {
         let expected = if n == 0 { Exp::NoStream } else { Exp::Exact(n - 1) };
@@ -227,10 +235,7 @@ async fn the_stores_generic_plans_walk_indexes() {
     .unwrap();
     sqlx::query("ANALYZE es_events").execute(&db.pool).await.unwrap();
     let store = PostgresEventStore::new(db.pool.clone(), conformance::test_catalog());
-    let h = Harness::new(Arc::new({
-        let store = store.clone();
-        move |_| Arc::new(store.clone()) as Arc<dyn EventStore>
-    }));
+    let h = over(&store);
     // Every statement on the store's pool: a new stream's head, appends, both stream reads,
     // the reads of a subscription (pages, horizon check, head).
     let s = h.stream();
@@ -242,19 +247,19 @@ async fn the_stores_generic_plans_walk_indexes() {
     let mut sub = h.store.subscribe_all(None, h.own());
     assert_eq!(until_caught_up(&mut sub).await.len(), 2);
     drop(sub);
+    // On the given pool: were it on the store's, its plan would be the scan this test refuses.
     h.store.count_after(None).await.unwrap();
 
     let pool = store.statement_pool().expect("the store ran statements");
     let mut explained = Vec::new();
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let mut conn = pool.acquire().await.unwrap();
+    let mut held = sessions(pool, 2).await;
+    for conn in &mut held {
         let statements: Vec<(String, String, i32)> = sqlx::query_as(
             "SELECT name, statement, coalesce(cardinality(parameter_types), 0) FROM pg_prepared_statements \
              WHERE statement LIKE '%es_events%' AND statement NOT LIKE 'INSERT%' \
                AND statement NOT LIKE '%pg_prepared_statements%'",
         )
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut **conn)
         .await
         .unwrap();
         for (name, sql, params) in statements {
@@ -265,10 +270,9 @@ async fn the_stores_generic_plans_walk_indexes() {
             } else {
                 format!("EXPLAIN EXECUTE {name}({args})")
             };
-            let plan: Vec<String> = sqlx::query_scalar(&explain).fetch_all(&mut *conn).await.unwrap();
+            let plan: Vec<String> = sqlx::query_scalar(&explain).fetch_all(&mut **conn).await.unwrap();
             explained.push((sql, plan.join("\n")));
         }
-        held.push(conn);
     }
     for wanted in
         ["SELECT matched", "stream_name = ANY", "stream_revision >= $2", "stream_revision <= $2", "LATERAL"]

@@ -14,7 +14,7 @@ use serde_json::Value;
 pub fn cortex(db: &TestDatabase) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cortex"));
     // Pools of 8: a full `cortex serve` may open up to 4 × this + 3 connections, and two
-    // tests run at once against a server that allows 100 (the default 16 would allow 134).
+    // tests run at once against a server that allows 100 (two at the default 16: up to 134).
     c.env("DATABASE_URL", &db.url)
         .env("CORTEX_DB_MAX_CONNECTIONS", "8")
         .env("CORTEX_LOG", "warn")
