@@ -169,3 +169,72 @@ impl Drop for Server {
         self.stop();
     }
 }
+
+/// The plan PostgreSQL would run now for each statement prepared on `conn` whose text
+/// contains `like`: `(statement, plan)`, for tests of plan shapes.
+///
+/// `EXPLAIN EXECUTE` runs through the session's plan cache, so it shows the plan a real
+/// execution would take: the cached generic plan once PostgreSQL has chosen one, otherwise a
+/// custom plan for the arguments. The arguments have the shapes of the real calls, by
+/// parameter type: `tenant` for a `uuid` (every row of such a test belongs to it, as on a
+/// deployment with one tenant), 1,000 new values for an array (a batch), 500 for a number
+/// (a page's limit), and the like.
+pub async fn explain_prepared(conn: &mut PgConnection, like: &str, tenant: Uuid) -> Vec<(String, String)> {
+    let statements: Vec<(String, String, Vec<String>)> = sqlx::query_as(
+        "SELECT name, statement, coalesce(parameter_types::text[], '{}') FROM pg_prepared_statements \
+         WHERE statement LIKE '%' || $1 || '%' AND statement NOT LIKE '%pg_prepared_statements%' \
+           AND statement NOT LIKE 'EXPLAIN%'",
+    )
+    .bind(like)
+    .fetch_all(&mut *conn)
+    .await
+    .expect("list the prepared statements");
+    let mut explained = Vec::with_capacity(statements.len());
+    for (name, sql, types) in statements {
+        let args: Vec<String> = types.iter().map(|t| argument_of(t, tenant)).collect();
+        let explain = if args.is_empty() {
+            format!("EXPLAIN EXECUTE {name}")
+        } else {
+            format!("EXPLAIN EXECUTE {name}({})", args.join(", "))
+        };
+        let plan: Vec<String> = sqlx::query_scalar(&explain)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{explain}: {e}"));
+        explained.push((sql, plan.join("\n")));
+    }
+    explained
+}
+
+fn argument_of(pg_type: &str, tenant: Uuid) -> String {
+    const BATCH: usize = 1000;
+    match pg_type {
+        "uuid" => format!("'{tenant}'::uuid"),
+        "uuid[]" => format!("(SELECT array_agg(gen_random_uuid()) FROM generate_series(1, {BATCH}))"),
+        "text[]" => format!("(SELECT array_agg('key-' || i) FROM generate_series(1, {BATCH}) AS i)"),
+        "bigint[]" | "integer[]" => format!("(SELECT array_agg(i) FROM generate_series(1, {BATCH}) AS i)"),
+        "boolean[]" => format!("array_fill(false, ARRAY[{BATCH}])"),
+        "bigint" | "integer" | "smallint" => "500".to_owned(),
+        "text" => "'key'".to_owned(),
+        "boolean" => "false".to_owned(),
+        "timestamp with time zone" => "now()".to_owned(),
+        other => format!("NULL::{other}"),
+    }
+}
+
+/// Fails unless every plan finds its rows by their keys: no sequential scan, and no index
+/// condition on the tenant alone (with one tenant, that is the whole table read through an
+/// index). `when` names the situation in the message.
+pub fn assert_keyed_plans(explained: &[(String, String)], when: &str) {
+    assert!(!explained.is_empty(), "{when}: no statement was prepared");
+    for (sql, plan) in explained {
+        assert!(!plan.contains("Seq Scan"), "{when}: a plan scans a table:\n{sql}\n{plan}");
+        let tenant_only = plan.lines().any(|line| {
+            line.trim_start()
+                .strip_prefix("Index Cond: ")
+                .or_else(|| line.trim_start().strip_prefix("Recheck Cond: "))
+                .is_some_and(|cond| cond.contains("tenant_id") && !cond.contains(" AND "))
+        });
+        assert!(!tenant_only, "{when}: a plan reads the whole tenant:\n{sql}\n{plan}");
+    }
+}

@@ -83,7 +83,7 @@ pub struct PostgresEventStore {
 }
 
 pub(crate) struct Inner {
-    /// The pool the store was given: `count_after` and the LISTEN connection.
+    /// The pool the store was given: the LISTEN connection and the count of the whole log.
     given: PgPool,
     /// Every other statement of the store, on connections that plan generically (see
     /// [`Inner::pool`]); made on first use, so that its upkeep runs on the runtime that uses it.
@@ -122,8 +122,9 @@ impl PostgresEventStore {
         &self.inner.given
     }
 
-    /// The pool the store's statements run on (all but `count_after`): the given pool's
-    /// database, size and timeouts, on connections that plan generically. `None` until the
+    /// The pool the store's statements run on (all but the count of the whole log): the given
+    /// pool's database, size and timeouts, on connections whose plans cannot scan the log
+    /// (see [`PLAN_SETTINGS`]). `None` until the
     /// store has run a statement (it is made then, on the runtime running it).
     pub fn statement_pool(&self) -> Option<&PgPool> {
         self.inner.statements.get().map(|s| s.pool())
@@ -188,7 +189,7 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn count_after(&self, from: Option<Position>) -> Result<Option<u64>, StoreError> {
-        read::count_after(&self.inner.given, from).await.map(Some)
+        read::count_after(&self.inner, from).await.map(Some)
     }
 
     fn catalog(&self) -> &Catalog {
@@ -198,19 +199,28 @@ impl EventStore for PostgresEventStore {
 
 impl Inner {
     /// The pool of the store's statements: the given pool's database, size and timeouts, on
-    /// connections with `plan_cache_mode = force_generic_plan`.
+    /// connections whose plans cannot scan the log ([`PLAN_SETTINGS`]).
     ///
     /// Every one of these statements looks rows up by a key or walks an index from a
-    /// position, and its generic plan is that same index path. But PostgreSQL cannot tell:
-    /// it estimates a generic `(tx_id, seq) > ($1, $2)` at a third of the table, finds the
-    /// generic plan far dearer than a custom one (which knows the position is near the end),
-    /// and so plans every execution anew. Under load that planning was most of the time
-    /// these statements cost: a `$all` page took 0.19 ms to plan and 0.02 ms to run, a
-    /// stream read 0.08 ms and 0.05 ms (`docs/decisions.md`, "Generic plans for the event
-    /// store's statements"). `count_after` stays on the given pool: a count over a range has
-    /// no such index path, and its generic plan scans the whole log.
+    /// position. Two things made PostgreSQL choose otherwise (`docs/decisions.md`, "Plans
+    /// that hold as the log grows"):
+    /// - Planning every execution anew (a custom plan) was most of what a `$all` page or a
+    ///   stream read cost under load (0.19 ms to plan, 0.02 ms to run): PostgreSQL estimates
+    ///   a generic `(tx_id, seq) > ($1, $2)` at a third of the log, so the generic plan never
+    ///   wins its comparison with the custom ones, although it is the same index walk.
+    /// - A plan made without statistics, or a generic one cached while the log was small,
+    ///   scans the log: with autovacuum off nothing ever analyses `es_events`, and growth
+    ///   alone never invalidates a cached plan. A command's stream read then took 1–2 s at
+    ///   300,000 events (issue 22).
+    ///
+    /// So these connections plan generically, never by a sequential scan, and without JIT.
     pub(crate) fn pool(&self) -> &PgPool {
         self.statements().pool()
+    }
+
+    /// The pool the store was given.
+    pub(crate) fn given(&self) -> &PgPool {
+        &self.given
     }
 
     pub(crate) fn statements(&self) -> &Arc<Statements> {
@@ -222,6 +232,16 @@ impl Inner {
     }
 }
 
+/// The session settings of the store's connections ([`Inner::pool`]):
+/// - `plan_cache_mode`: one plan per statement and connection, made at its first execution;
+/// - `enable_seqscan`: that plan, and any made before `es_events` has statistics, takes an
+///   index path (every statement of the store has one; a sequential scan is only priced
+///   out, never forbidden, so a statement without one would still run);
+/// - `jit`: without statistics PostgreSQL can price a keyed read of a large log above
+///   `jit_above_cost` and compile it (tens of milliseconds) for a read that takes a few.
+pub const PLAN_SETTINGS: [(&str, &str); 3] =
+    [("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off"), ("jit", "off")];
+
 /// The pool the store's statements run on ([`Inner::pool`]), made from the pool the store was
 /// given.
 pub(crate) struct Statements {
@@ -232,7 +252,7 @@ pub(crate) struct Statements {
 impl Statements {
     fn new(given: &PgPool) -> Self {
         let options = given.options();
-        let connect = (*given.connect_options()).clone().options([("plan_cache_mode", "force_generic_plan")]);
+        let connect = (*given.connect_options()).clone().options(PLAN_SETTINGS);
         let generic = sqlx::postgres::PgPoolOptions::new()
             .max_connections(options.get_max_connections())
             .acquire_timeout(options.get_acquire_timeout())
