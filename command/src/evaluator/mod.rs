@@ -46,6 +46,8 @@
 //!   stay in history, and count again if it is registered again).
 
 mod judge;
+#[cfg(test)]
+mod plan_tests;
 mod rows;
 mod work;
 

@@ -349,9 +349,15 @@ pub async fn decisions(
     tenant: Uuid,
     ids: &[Uuid],
 ) -> Result<StoredDecisions, EvalError> {
+    // One primary-key probe per resource. `resource_id = ANY($2)` let a plan made without
+    // statistics (autovacuum off) count each of 1,000 ids as 0.5 % of the table and read
+    // the whole tenant instead (68 ms a batch at 300,000 decisions); the `ORDER BY` keeps
+    // PostgreSQL from flattening the probes into such a join (issue 22).
     let rows = sqlx::query(
-        "SELECT resource_id, policy_id, state, reason, policy_revision FROM decisions \
-         WHERE tenant_id = $1 AND resource_id = ANY($2)",
+        "SELECT d.resource_id, d.policy_id, d.state, d.reason, d.policy_revision \
+           FROM unnest($2::uuid[]) AS k(resource_id) \
+           CROSS JOIN LATERAL (SELECT resource_id, policy_id, state, reason, policy_revision FROM decisions \
+                               WHERE tenant_id = $1 AND resource_id = k.resource_id ORDER BY policy_id) d",
     )
     .bind(tenant)
     .bind(ids)

@@ -44,6 +44,13 @@ pub(super) async fn load(conn: &mut PgConnection, needs: &Needs) -> Result<Model
     Ok(model)
 }
 
+// KEYED: the loads below find each key by its own index probe, a subquery `LATERAL` to the
+// keys that its `ORDER BY` or `LIMIT` keeps PostgreSQL from flattening into a join. As plain
+// joins, PostgreSQL could hash them over a scan of the whole table: a generic plan made while
+// the tables were small kept that for the connection's life as they grew (autovacuum off:
+// no `ANALYZE` ever replans it), and a custom plan without statistics chose it too (issue 22;
+// `plan_tests.rs`).
+
 fn columns<A: Copy, B: Copy>(keys: impl IntoIterator<Item = (A, B)>) -> (Vec<A>, Vec<B>) {
     keys.into_iter().unzip()
 }
@@ -66,15 +73,19 @@ async fn results(conn: &mut PgConnection, needs: &Needs) -> Result<Vec<ResultRow
         r3.push(r);
         p3.push(p);
     }
+    // Each key is one index probe (see `KEYED`).
     sqlx::query(
-        "SELECT r.* FROM results r JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(tenant_id, resource_id) \
-             ON r.tenant_id = k.tenant_id AND r.resource_id = k.resource_id \
+        "SELECT r.* FROM UNNEST($1::uuid[], $2::uuid[]) AS k(tenant_id, resource_id) CROSS JOIN LATERAL \
+             (SELECT * FROM results WHERE tenant_id = k.tenant_id AND resource_id = k.resource_id \
+              ORDER BY policy_id) r \
          UNION ALL \
-         SELECT r.* FROM results r JOIN UNNEST($3::uuid[], $4::uuid[]) AS k(tenant_id, policy_id) \
-             ON r.tenant_id = k.tenant_id AND r.policy_id = k.policy_id \
+         SELECT r.* FROM UNNEST($3::uuid[], $4::uuid[]) AS k(tenant_id, policy_id) CROSS JOIN LATERAL \
+             (SELECT * FROM results WHERE tenant_id = k.tenant_id AND policy_id = k.policy_id \
+              ORDER BY resource_id) r \
          UNION ALL \
-         SELECT r.* FROM results r JOIN UNNEST($5::uuid[], $6::uuid[], $7::uuid[]) AS k(tenant_id, resource_id, policy_id) \
-             ON r.tenant_id = k.tenant_id AND r.resource_id = k.resource_id AND r.policy_id = k.policy_id",
+         SELECT r.* FROM UNNEST($5::uuid[], $6::uuid[], $7::uuid[]) AS k(tenant_id, resource_id, policy_id) \
+             CROSS JOIN LATERAL (SELECT * FROM results WHERE tenant_id = k.tenant_id \
+                                 AND resource_id = k.resource_id AND policy_id = k.policy_id LIMIT 1) r",
     )
     .bind(t1)
     .bind(r1)
@@ -99,9 +110,10 @@ async fn resource_rows(
         return Ok(Vec::new());
     }
     let (tenants, ids) = columns(keys.iter().copied());
+    // See `KEYED`.
     sqlx::query(
-        "SELECT r.* FROM resources r JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(tenant_id, resource_id) \
-             ON r.tenant_id = k.tenant_id AND r.resource_id = k.resource_id",
+        "SELECT r.* FROM UNNEST($1::uuid[], $2::uuid[]) AS k(tenant_id, resource_id) CROSS JOIN LATERAL \
+             (SELECT * FROM resources WHERE tenant_id = k.tenant_id AND resource_id = k.resource_id LIMIT 1) r",
     )
     .bind(tenants)
     .bind(ids)
@@ -121,9 +133,10 @@ async fn policy_rows(
         return Ok(Vec::new());
     }
     let (tenants, ids) = columns(keys.iter().copied());
+    // See `KEYED`.
     sqlx::query(
-        "SELECT p.* FROM policies p JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(tenant_id, policy_id) \
-             ON p.tenant_id = k.tenant_id AND p.policy_id = k.policy_id",
+        "SELECT p.* FROM UNNEST($1::uuid[], $2::uuid[]) AS k(tenant_id, policy_id) CROSS JOIN LATERAL \
+             (SELECT * FROM policies WHERE tenant_id = k.tenant_id AND policy_id = k.policy_id LIMIT 1) p",
     )
     .bind(tenants)
     .bind(ids)

@@ -27,6 +27,8 @@
 
 mod load;
 pub mod model;
+#[cfg(test)]
+mod plan_tests;
 pub mod rows;
 mod write;
 
