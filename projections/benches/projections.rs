@@ -26,6 +26,12 @@
 //!    A quarter store of a few thousand events is caught up before the runners' buffers reach
 //!    their steady size: judge flatness from about 200,000 events.
 //!
+//! No `ANALYZE` or `VACUUM` anywhere: the store is fresh, and a deployment with this machine's
+//! settings (autovacuum off) would not analyse or vacuum it either, so every phase runs on
+//! the statistics PostgreSQL has (none for the new tables) and pays for the hint bits a
+//! first scan sets. The one exception is what the product does itself: the rebuild
+//! analyses the tables it swaps in (`projections/src/rebuild.rs`), as in a deployment.
+//!
 //! Environment: `BENCH_EVENTS` (default 1,000,000) events in the store, `BENCH_SEED`
 //! (default 1) the generator's seed, `CORTEX_TEST_DATABASE_URL` the server (a fresh
 //! database `cortex_bench_*` is made and dropped). Linux only (`/proc`). For working on a
@@ -115,17 +121,14 @@ async fn run(db: &BenchDatabase, target: u64, seed: u64, load_only: bool) {
     let mut loader = Loader::new(store.clone(), seed, target).await;
     if load_only {
         let seconds = loader.load_until(target).await;
-        settle(db).await;
         println!("  loaded {} events in {seconds:.1} s into {}; kept", count(&store).await, db.name);
         return;
     }
     let quarter_load = loader.load_until(target / 4).await;
-    settle(db).await;
     let quarter = project(db, &catalog, &projectors).await;
     println!("  catch-up of {} events, all projections: {:.1} s", quarter.events, quarter.seconds);
 
     let full_load = loader.load_until(target).await;
-    settle(db).await;
     let load_seconds = quarter_load + full_load;
     let counting = Instant::now();
     let stored = count(&store).await;
@@ -360,12 +363,6 @@ fn context() -> RequestContext {
 
 async fn count(store: &Arc<dyn EventStore>) -> u64 {
     store.count_after(None).await.expect("count the log").expect("the store counts")
-}
-
-/// A store that has been live a while has been vacuumed: the first scan after a bulk load
-/// would otherwise also pay for setting every row's hint bits.
-async fn settle(db: &BenchDatabase) {
-    sqlx::query("VACUUM (ANALYZE)").execute(&db.pool).await.expect("vacuum");
 }
 
 // ---------------------------------------------------------------------------------------------
