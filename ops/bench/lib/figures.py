@@ -82,6 +82,7 @@ def read_tsv(path):
             if not math.isfinite(value):
                 missing.append(name)
                 continue
+            value = float(f"{value:.6g}")  # no run measures finer than that
             figures.append({"name": name, "value": value, "unit": unit, "kind": kind, "better": better})
     return figures, missing
 
