@@ -7,9 +7,11 @@
 //! JSON sizes, in a `LIKE es_events INCLUDING ALL` copy) — 1 row per transaction for (a),
 //! 100 rows per transaction for (b) — and a `COPY … TO STDOUT` of the log in `$all` order
 //! for (c). Prints a table with each ratio. Environment: `BENCH_SECONDS` (default 10) per
-//! measurement, `CORTEX_TEST_DATABASE_URL` (the server; a fresh database is created).
+//! measurement, `CORTEX_TEST_DATABASE_URL` (the server; a fresh database is created),
+//! `BENCH_FIGURES` (set by `ops/bench/append` for `BENCH_JSON`: each figure is appended there).
 
 use std::{
+    io::Write,
     process::Command,
     sync::Arc,
     time::{Duration, Instant},
@@ -30,6 +32,14 @@ const PAD: usize = 200;
 
 fn seconds() -> Duration {
     Duration::from_secs(std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10))
+}
+
+/// One figure for `BENCH_JSON` (see `ops/bench/lib/figures.sh`): a line appended to the file
+/// `BENCH_FIGURES` when it is set.
+fn figure(name: &str, value: f64, unit: &str, kind: &str) {
+    let Some(path) = std::env::var_os("BENCH_FIGURES") else { return };
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).expect("open BENCH_FIGURES");
+    writeln!(file, "{name}\t{value}\t{unit}\t{kind}").expect("write to BENCH_FIGURES");
 }
 
 fn event(tenant: Uuid, n: u64) -> NewEvent {
@@ -144,15 +154,20 @@ async fn main() {
     let store = Arc::new(PostgresEventStore::new(db.pool.clone(), catalog));
     println!("ops/bench/append — {}s per measurement, database {}", dur.as_secs(), db.name);
 
-    let mut rows: Vec<(String, f64, f64, &str)> = Vec::new();
-    for (writers, label) in [(8, "(a) 1-event appends, 8 writers"), (64, "(a) 1-event appends, 64 writers")] {
+    // (figure name, label, ours, raw, unit)
+    let mut rows: Vec<(&str, String, f64, f64, &str)> = Vec::new();
+    for (writers, key, label) in [
+        (8, "appends_1x8", "(a) 1-event appends, 8 writers"),
+        (64, "appends_1x64", "(a) 1-event appends, 64 writers"),
+    ] {
         let raw = pgbench(&db.url, writers, &raw_insert_script(1), dur);
         let ours = appends(store.clone(), writers, 1, dur).await;
-        rows.push((label.into(), ours, raw, "events/s vs raw 1-row INSERT transactions/s"));
+        rows.push((key, label.into(), ours, raw, "events/s vs raw 1-row INSERT transactions/s"));
     }
     let raw = pgbench(&db.url, 4, &raw_insert_script(100), dur) * 100.0;
     let ours = appends(store.clone(), 4, 100, dur).await;
     rows.push((
+        "appends_100x4",
         "(b) 100-event appends, 4 writers".into(),
         ours,
         raw,
@@ -165,6 +180,7 @@ async fn main() {
         "tx_id, seq, stream_name, stream_revision, event_type, schema_version, data, metadata, recorded_at",
     );
     rows.push((
+        "catch_up",
         format!("(c) catch-up of $all ({n} events)"),
         ours,
         raw,
@@ -173,8 +189,11 @@ async fn main() {
 
     println!("\n| shape | PolicyCortex | raw PostgreSQL | ratio | unit |");
     println!("| --- | ---: | ---: | ---: | --- |");
-    for (label, ours, raw, unit) in &rows {
+    for (key, label, ours, raw, unit) in &rows {
         println!("| {label} | {ours:.0} | {raw:.0} | {:.2}× | {unit} |", ours / raw);
+        figure(&format!("{key}.ours"), *ours, "events/s", "throughput");
+        figure(&format!("{key}.raw"), *raw, "events/s", "throughput");
+        figure(&format!("{key}.ratio"), ours / raw, "x", "ratio");
     }
     db.drop_database().await;
 }

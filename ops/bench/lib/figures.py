@@ -145,7 +145,7 @@ def merge(args):
             "kernel": os.uname().release,
             "loadavg_before": args.loadavg,
         },
-        "sizes": json.loads(args.sizes),
+        "sizes": {n: {k: number(str(v)) for k, v in kv.items()} for n, kv in json.loads(args.sizes).items()},
         "build_seconds": args.build_seconds,
         "benches": benches,
     }
