@@ -37,7 +37,9 @@
 //! database `cortex_bench_*` is made and dropped). Linux only (`/proc`). For working on a
 //! phase: `BENCH_DATABASE=name` loads into that (new) database and keeps it, and
 //! `BENCH_LOAD_ONLY=1` stops after loading, leaving a store to run `cortex projections
-//! rebuild` or `status` against by hand (`CORTEX_DATABASE_URL=…/name`).
+//! rebuild` or `status` against by hand (`CORTEX_DATABASE_URL=…/name`). `BENCH_FIGURES`
+//! (set by `ops/bench/projections` for `BENCH_JSON`): each figure of the table is appended
+//! there.
 //!
 //! One file, though longer than the house's ~300 lines: a bench target is one file here, and
 //! its phases read best top to bottom.
@@ -177,6 +179,7 @@ async fn run(db: &BenchDatabase, target: u64, seed: u64, load_only: bool) {
     for [a, b, c, d] in results.rows() {
         println!("| {a} | {b} | {c} | {d} |");
     }
+    results.figures();
 }
 
 /// A fresh, migrated database like `TestDatabase`'s, but not named `cortex_test_*`: `ops/test`
@@ -688,6 +691,15 @@ fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
 }
 
+/// One figure for `BENCH_JSON` (see `ops/bench/lib/figures.sh`): a line appended to the file
+/// `BENCH_FIGURES` when it is set.
+fn figure(name: &str, value: f64, unit: &str, kind: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("BENCH_FIGURES") else { return };
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).expect("open BENCH_FIGURES");
+    writeln!(file, "{name}\t{value}\t{unit}\t{kind}").expect("write to BENCH_FIGURES");
+}
+
 struct Results {
     target: u64,
     load_seconds: f64,
@@ -707,6 +719,41 @@ struct Results {
 }
 
 impl Results {
+    /// The table's figures for `BENCH_JSON`, under names that do not depend on the sizes.
+    fn figures(&self) {
+        let raw_rate = per_second(self.raw.rows, self.raw.seconds);
+        figure("raw.rows_per_s", raw_rate, "rows/s", "throughput");
+        let catch_up = |name: &str, phase: &Phase| {
+            let rate = per_second(phase.events, phase.seconds);
+            figure(&format!("catch_up.{name}.events_per_s"), rate, "events/s", "throughput");
+            figure(&format!("catch_up.{name}.seconds"), phase.seconds, "s", "time");
+            figure(&format!("catch_up.{name}.ratio"), rate / raw_rate, "x", "ratio");
+        };
+        catch_up("all", &self.full);
+        for (name, phase) in &self.alone {
+            catch_up(name, phase);
+        }
+        catch_up("all_quarter", &self.quarter);
+        figure("rebuild.all.seconds", self.rebuild.seconds, "s", "time");
+        for (name, seconds) in &self.rebuilds {
+            figure(&format!("rebuild.{name}.seconds"), *seconds, "s", "time");
+        }
+        figure("rebuild.count.seconds", self.count_seconds, "s", "time");
+        figure("rebuild.digest.seconds", self.digest_seconds, "s", "time");
+        let memory = |name: &str, memory: &Memory| {
+            let in_mib = |kib: u64| kib as f64 / 1024.0;
+            figure(&format!("memory.{name}.peak_mib"), in_mib(memory.peak_kib), "MiB", "memory");
+            figure(&format!("memory.{name}.growth_mib"), in_mib(memory.growth_kib()), "MiB", "memory");
+        };
+        memory("catch_up_quarter", &self.quarter.memory);
+        memory("catch_up_all", &self.full.memory);
+        let growth = self.full.memory.growth_kib() as f64 / self.quarter.memory.growth_kib().max(1) as f64;
+        figure("memory.catch_up_growth", growth, "x", "memory");
+        memory("rebuild", &self.rebuild.memory);
+        let load_rate = per_second(self.full.events, self.load_seconds);
+        figure("load.events_per_s", load_rate, "events/s", "throughput");
+    }
+
     fn rows(&self) -> Vec<[String; 4]> {
         let Self { target, load_seconds, quarter, full, alone, raw, rebuild, rebuilds, .. } = self;
         let (target, load_seconds) = (*target, *load_seconds);
