@@ -170,8 +170,8 @@ impl Drop for Server {
     }
 }
 
-/// The plans PostgreSQL may run now for each query (`SELECT`) prepared on `conn` whose text
-/// contains `like`: `(statement, plan)` pairs, for tests of plan shapes.
+/// The plans PostgreSQL may run now for each query (`SELECT`, by sqlx or by `PREPARE`)
+/// prepared on `conn` whose text contains `like`: `(statement, plan)` pairs, for tests of plan shapes.
 ///
 /// Each statement is explained twice, through the session's plan cache: as a custom plan for
 /// the arguments (what a session's first five executions run, and any execution whose
@@ -183,7 +183,8 @@ impl Drop for Server {
 pub async fn explain_prepared(conn: &mut PgConnection, like: &str, tenant: Uuid) -> Vec<(String, String)> {
     let statements: Vec<(String, String, Vec<String>)> = sqlx::query_as(
         "SELECT name, statement, coalesce(parameter_types::text[], '{}') FROM pg_prepared_statements \
-         WHERE statement LIKE 'SELECT %' AND statement LIKE '%' || $1 || '%' \
+         WHERE (statement LIKE 'SELECT %' OR statement LIKE 'PREPARE % AS SELECT %') \
+           AND statement LIKE '%' || $1 || '%' \
            AND statement NOT LIKE '%pg_prepared_statements%'",
     )
     .bind(like)

@@ -1,5 +1,5 @@
 //! The evaluator's keyed loads keep their index paths as its tables grow from empty without
-//! statistics (issue 22): the decisions and stream revisions of a batch's resources, and a
+//! statistics (issue 22): a batch's resources, their decisions and stream revisions, and a
 //! page of a policy's fan-out.
 
 use cortex_events::testing::{TestDatabase, assert_keyed_plans, explain_prepared};
@@ -11,6 +11,7 @@ use super::rows;
 /// Every load, once each for `tenant`, with a batch of 1,000 ids.
 async fn load_everything(conn: &mut PgConnection, tenant: Uuid) {
     let ids: Vec<Uuid> = (0..1000).map(|_| Uuid::now_v7()).collect();
+    rows::resources(conn, tenant, &ids).await.expect("load resources");
     rows::decisions(conn, tenant, &ids).await.expect("load decisions");
     rows::page(conn, tenant, Uuid::now_v7(), Uuid::nil(), 1000).await.expect("load a page");
 }
@@ -55,6 +56,7 @@ async fn the_evaluators_keyed_loads_walk_their_keys_as_its_tables_grow_from_empt
             &[],
         );
     }
+    resources_are_planned_at_each_execution(&mut conn, tenant).await;
     drop(conn);
 
     // A session that prepares them only now, on the grown tables (the first one, held, is
@@ -74,4 +76,21 @@ async fn the_evaluators_keyed_loads_walk_their_keys_as_its_tables_grow_from_empt
     }
     drop((first, other));
     db.drop_database().await;
+}
+
+/// The resource load is an unnamed statement, planned anew at each execution: no plan of it
+/// is cached on the session, and the plan it gets on the grown tables probes the key.
+async fn resources_are_planned_at_each_execution(conn: &mut PgConnection, tenant: Uuid) {
+    let sql = rows::resources_by_id();
+    let probe = "CROSS JOIN LATERAL (SELECT * FROM resources";
+    assert!(explain_prepared(conn, probe, tenant).await.is_empty(), "the resource load left a cached plan");
+    sqlx::query(&format!("PREPARE resources_by_id(uuid, uuid[]) AS {sql}"))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let plans = explain_prepared(conn, probe, tenant).await;
+    sqlx::query("DEALLOCATE resources_by_id").execute(&mut *conn).await.unwrap();
+    // Its custom plan is the one an unnamed statement runs.
+    let custom: Vec<_> = plans.into_iter().filter(|(sql, _)| sql.ends_with("(force_custom_plan)")).collect();
+    assert_keyed_plans(&custom, "the resource load on 300,000 resources, not analysed", &[]);
 }

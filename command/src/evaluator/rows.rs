@@ -175,20 +175,38 @@ fn pg(step: &'static str) -> impl FnOnce(sqlx::Error) -> EvalError {
     move |source| EvalError::Postgres { step, source }
 }
 
+/// The statement of [`resources`]: one primary-key probe per id, planned at each execution
+/// (an unnamed statement: `persistent(false)`).
+///
+/// As `resource_id = ANY($2)`, a custom plan without statistics (autovacuum off) counted each
+/// of 1,000 ids as 0.5 % of the table and read the whole tenant: 1.06 s for one batch at
+/// c29d881 in `ops/bench/commands` (issue 22). As probes with a cached generic plan, the plan
+/// made while the table was empty cannot tell the primary key from the group index (both lead
+/// with `tenant_id`, and empty they cost the same): PostgreSQL took the group index and
+/// filtered on `resource_id`, reading the whole tenant for every id once the table had grown.
+/// Planned anew, the probes know the table's size and take the primary key. `OFFSET 0` keeps
+/// PostgreSQL from flattening them into a join (`LIMIT 1` would invite a walk of another index
+/// hoping for an early match).
+pub(crate) fn resources_by_id() -> String {
+    format!(
+        "SELECT {RESOURCE_COLUMNS} FROM unnest($2::uuid[]) AS k(resource_id) CROSS JOIN LATERAL \
+           (SELECT * FROM resources WHERE tenant_id = $1 AND resource_id = k.resource_id OFFSET 0) r"
+    )
+}
+
 #[tracing::instrument(name = "evaluator.load_resources", skip_all, fields(n = ids.len()))]
 pub async fn resources(
     conn: &mut PgConnection,
     tenant: Uuid,
     ids: &[Uuid],
 ) -> Result<Vec<ResourceRow>, EvalError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.tenant_id = $1 AND r.resource_id = ANY($2)"
-    ))
-    .bind(tenant)
-    .bind(ids)
-    .fetch_all(conn)
-    .await
-    .map_err(pg("load resources"))?;
+    let rows = sqlx::query(&resources_by_id())
+        .persistent(false)
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+        .map_err(pg("load resources"))?;
     rows.iter().map(resource_of).collect::<Result<_, _>>().map_err(pg("decode resources"))
 }
 
