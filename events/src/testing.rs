@@ -255,3 +255,17 @@ pub fn assert_keyed_plans(explained: &[(String, String)], when: &str, per_tenant
         }
     }
 }
+
+/// [`assert_keyed_plans`] over the queries prepared on `conn` that contain any of `likes`
+/// (one look-up per entry, e.g. `"FROM results"`).
+pub async fn assert_queries_keyed(
+    conn: &mut PgConnection,
+    likes: &[&str],
+    tenant: Uuid,
+    when: &str,
+    per_tenant: &[&str],
+) {
+    for like in likes {
+        assert_keyed_plans(&explain_prepared(conn, like, tenant).await, when, per_tenant);
+    }
+}

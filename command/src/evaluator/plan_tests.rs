@@ -2,7 +2,7 @@
 //! statistics (issue 22): a batch's resources, their decisions and stream revisions, and a
 //! page of a policy's fan-out.
 
-use cortex_events::testing::{TestDatabase, assert_keyed_plans, explain_prepared};
+use cortex_events::testing::{TestDatabase, assert_keyed_plans, assert_queries_keyed, explain_prepared};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -49,13 +49,14 @@ async fn the_evaluators_keyed_loads_walk_their_keys_as_its_tables_grow_from_empt
     for _ in 0..6 {
         load_everything(&mut conn, tenant).await;
     }
-    for table in ["FROM decisions", "FROM streams"] {
-        assert_keyed_plans(
-            &explain_prepared(&mut conn, table, tenant).await,
-            "300,000 resources, not analysed",
-            &[],
-        );
-    }
+    assert_queries_keyed(
+        &mut conn,
+        &["FROM decisions", "FROM streams"],
+        tenant,
+        "300,000 resources, not analysed",
+        &[],
+    )
+    .await;
     resources_are_planned_at_each_execution(&mut conn, tenant).await;
     drop(conn);
 
@@ -67,13 +68,14 @@ async fn the_evaluators_keyed_loads_walk_their_keys_as_its_tables_grow_from_empt
     for _ in 0..6 {
         load_everything(&mut other, tenant).await;
     }
-    for table in ["FROM decisions", "FROM streams"] {
-        assert_keyed_plans(
-            &explain_prepared(&mut other, table, tenant).await,
-            "prepared on 300,000 resources",
-            &[],
-        );
-    }
+    assert_queries_keyed(
+        &mut other,
+        &["FROM decisions", "FROM streams"],
+        tenant,
+        "prepared on 300,000 resources",
+        &[],
+    )
+    .await;
     drop((first, other));
     db.drop_database().await;
 }

@@ -1,7 +1,7 @@
 //! The compliance projection's keyed loads keep their index paths as its tables grow from
 //! empty without statistics (issue 22).
 
-use cortex_events::testing::{TestDatabase, assert_keyed_plans, explain_prepared};
+use cortex_events::testing::{TestDatabase, assert_queries_keyed};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -55,13 +55,14 @@ async fn the_compliance_loads_walk_their_keys_as_the_tables_grow_from_empty() {
     for _ in 0..6 {
         load_a_batch(&mut conn, tenant, policy).await;
     }
-    for table in ["FROM results", "FROM resources", "FROM policies"] {
-        assert_keyed_plans(
-            &explain_prepared(&mut conn, table, tenant).await,
-            "300,000 results, not analysed",
-            &[],
-        );
-    }
+    assert_queries_keyed(
+        &mut conn,
+        &["FROM results", "FROM resources", "FROM policies"],
+        tenant,
+        "300,000 results, not analysed",
+        &[],
+    )
+    .await;
 
     // A session that prepares them only now, on the grown tables.
     let mut other = db.pool.acquire().await.unwrap();
@@ -69,13 +70,14 @@ async fn the_compliance_loads_walk_their_keys_as_the_tables_grow_from_empty() {
     for _ in 0..6 {
         load_a_batch(&mut other, tenant, policy).await;
     }
-    for table in ["FROM results", "FROM resources", "FROM policies"] {
-        assert_keyed_plans(
-            &explain_prepared(&mut other, table, tenant).await,
-            "prepared on 300,000 results",
-            &[],
-        );
-    }
+    assert_queries_keyed(
+        &mut other,
+        &["FROM results", "FROM resources", "FROM policies"],
+        tenant,
+        "prepared on 300,000 results",
+        &[],
+    )
+    .await;
     drop((conn, other));
     db.drop_database().await;
 }
