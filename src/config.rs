@@ -23,7 +23,7 @@ impl DatabaseArgs {
     pub async fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
         use anyhow::Context;
         use secrecy::ExposeSecret;
-        sqlx::postgres::PgPoolOptions::new()
+        cortex_events::postgres::pool_options()
             .max_connections(self.max_connections)
             .acquire_timeout(std::time::Duration::from_millis(self.acquire_timeout_ms.max(1)))
             .connect(self.database_url.expose_secret())

@@ -6,10 +6,7 @@
 //! named `cortex_test_<uuid>`; [`TestDatabase::drop_database`] removes one, and `ops/test`
 //! removes any left behind by an earlier, interrupted run.
 
-use sqlx::{
-    Connection, Executor, PgConnection, PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{Connection, Executor, PgConnection, PgPool, postgres::PgConnectOptions};
 use uuid::Uuid;
 
 use crate::postgres::MIGRATOR;
@@ -49,7 +46,7 @@ impl TestDatabase {
         let _ = admin.close().await;
         let options: PgConnectOptions =
             admin_url.parse::<PgConnectOptions>().expect("valid admin url").database(&name);
-        let pool = PgPoolOptions::new()
+        let pool = crate::postgres::pool_options()
             .max_connections(max_connections)
             .connect_with(options)
             .await

@@ -499,6 +499,7 @@ async fn commit_group(ctx: &GroupCtx, batch: Vec<Request>) {
                 }
             }
             Err(e) => {
+                super::note_if_lost(&e);
                 tracing::debug!(error = %e, "group insert refused; retrying each append alone");
                 alone.extend(grouped.into_iter().map(|(r, _)| r));
             }
