@@ -39,6 +39,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::projections::ProjectionsCommand,
     },
+    /// Event replay audits: an entity's history, field by field.
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit::AuditCommand,
+    },
     /// Manage tenants and their API keys.
     Tenants {
         #[command(subcommand)]
@@ -107,6 +112,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Policy { command: PolicyCommand::Check(args) } => policy_check::run(&args),
         Command::Demo { command } => crate::demo::run(command).await,
         Command::Projections { command } => crate::projections::run(command).await,
+        Command::Audit { command } => crate::audit::run(command).await,
         Command::Serve(args) => {
             serve::Application::build(&args).await?.run_until_stopped().await?;
             Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! `cortex`: the PolicyCortex binary. Configuration, telemetry, command-line parsing and
 //! wiring only; everything else lives in the library crates.
 
+mod audit;
 mod cli;
 mod config;
 mod demo;

@@ -13,6 +13,7 @@
 //! issue 6): a [`reads::Prepared`] answer is what it keeps and serves as bytes.
 
 pub mod api;
+pub mod audit;
 pub mod cache;
 pub mod cursor;
 pub mod fresh;
