@@ -1,11 +1,16 @@
 //! `cortex audit …` (DESIGN §9, issue 23): the log read back for auditors.
 
-use std::process::ExitCode;
+use std::{
+    io::{IsTerminal, Read, Write},
+    os::unix::fs::OpenOptionsExt,
+    path::PathBuf,
+    process::ExitCode,
+};
 
 use anyhow::Context;
 use clap::{ArgGroup, Subcommand};
-use cortex_events::StreamName;
-use cortex_query::audit::{self, AuditEntry};
+use cortex_events::{StreamName, catalog::AuditSealed};
+use cortex_query::audit::{self, AuditEntry, seal, verify};
 use uuid::Uuid;
 
 use crate::config::{DatabaseArgs, StoreArgs};
@@ -31,6 +36,50 @@ pub enum AuditCommand {
         #[arg(long)]
         tenant: Option<Uuid>,
         /// Print `{"items": [...]}` for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write a new Ed25519 signing key for seals (PKCS#8 PEM, mode 0600) to FILE, which must
+    /// not exist yet; print its public key (64 hex digits).
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Seal the log: sign the running digest of every event up to the log's head (chained to
+    /// the previous seal), append `AuditSealed` to the stream `audit-seals`, and print the
+    /// seal as one JSON line to keep outside the database (README, "Audit seals").
+    Seal {
+        /// The signing key (`cortex audit keygen`).
+        #[arg(long, env = "CORTEX_AUDIT_KEY")]
+        key: PathBuf,
+        /// Print only the JSON line (it is printed in any case; without this flag a line for
+        /// people follows on stderr).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Verify the log: every stream's hash chain, every seal in the log and the one given.
+    /// Exit 0 clean, 1 on any finding, 2 on a usage error; progress on stderr.
+    Verify {
+        /// Only the chains of this tenant's streams (the seals still cover the whole log).
+        #[arg(long)]
+        tenant: Option<Uuid>,
+        /// A seal kept outside the log (its JSON line; `-` reads it from stdin). Its key is
+        /// the one every seal must be signed with.
+        #[arg(long)]
+        seal: Option<String>,
+        /// Without `--seal`, the key whose public half seals must be signed with (else the
+        /// first seal's key is trusted).
+        #[arg(long, env = "CORTEX_AUDIT_KEY")]
+        key: Option<PathBuf>,
+        /// Print one JSON object `{streams, events, seals, trusted_key, findings}`.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -69,6 +118,114 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        AuditCommand::Keygen { out } => keygen(&out),
+        AuditCommand::Seal { key, json, db, store } => {
+            let key = seal::read_key(&key)?;
+            let pool = db.pool().await?;
+            let store = store.open(&pool)?;
+            let sealed = seal::seal(store.as_ref(), &key).await.context("sealing the log")?;
+            // The line to keep: the seal without the stream heads (they stay in the log).
+            println!("{}", serde_json::to_string(&AuditSealed { heads: Vec::new(), ..sealed.clone() })?);
+            if !json {
+                eprintln!(
+                    "sealed {} events up to position {}: digest {}",
+                    sealed.events, sealed.position, sealed.digest
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify { tenant, seal: kept, key, json, db, store } => {
+            // A seal or key that cannot be read is a usage error (exit 2), as clap's are.
+            let kept = match kept.as_deref().map(read_kept).transpose() {
+                Ok(kept) => kept,
+                Err(e) => return Ok(usage(&e)),
+            };
+            let trusted_key = match (&kept, key) {
+                (None, Some(key)) => match seal::read_key(&key) {
+                    Ok(key) => Some(seal::public_key(&key)),
+                    Err(e) => return Ok(usage(&e.into())),
+                },
+                _ => None,
+            };
+            let pool = db.pool().await?;
+            let store = store.open(&pool)?;
+            let total = store.count_after(None).await.ok().flatten();
+            let tty = std::io::stderr().is_terminal();
+            let progress = |done: u64| {
+                if tty {
+                    let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
+                    eprint!("\rverifying: {done}{of} events");
+                    let _ = std::io::stderr().flush();
+                }
+            };
+            let report = verify::Verify { tenant, kept, trusted_key }
+                .run(store.as_ref(), progress)
+                .await
+                .context("verifying the log")?;
+            if tty {
+                eprintln!();
+            }
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_report(&report);
+            }
+            Ok(if report.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
+}
+
+/// Writes a new key to `out` (never over an existing file), 0600 from its creation.
+fn keygen(out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let key = seal::generate_key();
+    let pem = seal::key_pem(&key)?;
+    let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(out) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!(
+                "{} exists: a key is never overwritten (seals signed with it would no longer verify)",
+                out.display()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e).with_context(|| format!("creating {}", out.display())),
+    };
+    file.write_all(pem.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", seal::public_key(&key));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn usage(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::from(2)
+}
+
+/// A kept seal: its JSON line from a file, or from stdin (`-`).
+fn read_kept(path: &str) -> anyhow::Result<AuditSealed> {
+    let mut text = String::new();
+    if path == "-" {
+        std::io::stdin().read_to_string(&mut text).context("reading the seal from stdin")?;
+    } else {
+        text = std::fs::read_to_string(path).with_context(|| format!("reading the seal {path}"))?;
+    }
+    serde_json::from_str(text.trim()).with_context(|| format!("the seal {path} is not a seal's JSON line"))
+}
+
+fn print_report(report: &verify::Report) {
+    println!(
+        "{} events in {} streams, {} seal(s){}: {}",
+        report.events,
+        report.streams,
+        report.seals,
+        report.trusted_key.as_deref().map(|k| format!(" (trusted key {k})")).unwrap_or_default(),
+        if report.findings.is_empty() {
+            "clean".to_owned()
+        } else {
+            format!("{} finding(s)", report.findings.len())
+        }
+    );
+    for f in &report.findings {
+        println!("  {}", serde_json::to_string(f).unwrap_or_default());
     }
 }
 

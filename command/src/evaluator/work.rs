@@ -382,7 +382,7 @@ impl<'e> Work<'e> {
                 self.removed_exemptions.insert((tenant, e.exemption_id));
                 self.evaluate(conn, &trigger, (tenant, e.resource_id), Some(e.policy_id), now).await?;
             }
-            DomainEvent::ComplianceEvaluated(_) => {}
+            DomainEvent::ComplianceEvaluated(_) | DomainEvent::AuditSealed(_) => {}
         }
         Ok(())
     }

@@ -198,5 +198,31 @@ pub fn examples() -> Vec<DomainEvent> {
         }
         .into(),
         ComplianceEvaluated { resource_id, resource_revision: None, source: "defender-scan".into(), results: vec![] }.into(),
+        AuditSealed {
+            position: "0000000000000a1b0000000000000003".into(),
+            events: 1200,
+            digest: "5b".repeat(32),
+            previous: "0".repeat(64),
+            previous_position: Some("0000000000000a010000000000000000".into()),
+            algorithm: "ed25519".into(),
+            public_key: "3d".repeat(32),
+            signature: "9f".repeat(64),
+            sealed_at: "2026-12-07T22:00:00.000Z".into(),
+            heads: vec![StreamHead { stream: format!("resource-{resource_id}"), revision: 4, hash: "ab".repeat(32) }],
+        }
+        .into(),
+        AuditSealed {
+            position: "0000000000000a010000000000000000".into(),
+            events: 1,
+            digest: "4a".repeat(32),
+            previous: "0".repeat(64),
+            previous_position: None,
+            algorithm: "ed25519".into(),
+            public_key: "3d".repeat(32),
+            signature: "9f".repeat(64),
+            sealed_at: "2026-12-07T21:00:00.000Z".into(),
+            heads: vec![],
+        }
+        .into(),
     ]
 }

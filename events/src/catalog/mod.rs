@@ -5,6 +5,7 @@
 //! JSON data) and checks them against the JSON Schemas in `schemas/events/` through
 //! [`crate::Catalog`]; `tests/schemas.rs` proves these Rust types and those schemas agree.
 
+mod audit;
 mod compliance;
 mod examples;
 mod policy;
@@ -12,6 +13,7 @@ mod resource;
 
 use serde_json::Value;
 
+pub use audit::{AuditSealed, SEAL_STREAM, StreamHead};
 pub use compliance::{ComplianceEvaluated, ComplianceState, PolicyResult};
 pub use examples::examples;
 pub use policy::{
@@ -125,6 +127,7 @@ catalog! {
     ExemptionGranted = 1,
     ExemptionRevoked = 1,
     ComplianceEvaluated = 1,
+    AuditSealed = 1,
 }
 
 impl DomainEvent {

@@ -130,7 +130,8 @@ impl Needs {
                 }
                 DomainEvent::ResourceTagsChanged(_)
                 | DomainEvent::ResourcePropertiesChanged(_)
-                | DomainEvent::ResourceRenamed(_) => {}
+                | DomainEvent::ResourceRenamed(_)
+                | DomainEvent::AuditSealed(_) => {}
             }
         }
         needs

@@ -226,7 +226,8 @@ impl Model {
             }
             DomainEvent::ResourceTagsChanged(_)
             | DomainEvent::ResourcePropertiesChanged(_)
-            | DomainEvent::ResourceRenamed(_) => {}
+            | DomainEvent::ResourceRenamed(_)
+            | DomainEvent::AuditSealed(_) => {}
         }
         let after = self.totals(tenant);
         if after != before {

@@ -2,5 +2,7 @@
 //! auditors. The CLI (`cortex audit …`) and the API's `as_of` answers share these.
 
 pub mod history;
+pub mod seal;
+pub mod verify;
 
 pub use history::{AuditEntry, Change, history};
