@@ -260,3 +260,46 @@ fn short_stream(stream: &str) -> String {
         _ => stream.to_owned(),
     }
 }
+
+/// Seals the log whenever the last seal in it is `every` old (or there is none), checking
+/// every `every / 10` (at most a minute): any number of processes seal once between them, and
+/// two at the same moment cannot both append (the second is refused and skips).
+pub async fn seal_every(
+    store: std::sync::Arc<dyn cortex_events::EventStore>,
+    key: ed25519_dalek::SigningKey,
+    every: std::time::Duration,
+) {
+    let check = (every / 10).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(60));
+    loop {
+        match due(store.as_ref(), every).await {
+            Ok(true) => match seal::seal(store.as_ref(), &key).await {
+                Ok(s) => {
+                    tracing::info!(position = %s.position, events = s.events, digest = %s.digest, "sealed the log")
+                }
+                Err(seal::SealError::Concurrent | seal::SealError::EmptyLog) => {}
+                Err(e) => tracing::warn!(
+                    error = format!("{:#}", anyhow::Error::from(e)),
+                    "sealing the log failed; retrying"
+                ),
+            },
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                error = format!("{:#}", anyhow::Error::from(e)),
+                "reading the last seal failed; retrying"
+            ),
+        }
+        tokio::time::sleep(check).await;
+    }
+}
+
+/// Whether the last seal is `every` old, or there is none.
+async fn due(
+    store: &dyn cortex_events::EventStore,
+    every: std::time::Duration,
+) -> Result<bool, seal::SealError> {
+    let Some((last, _)) = seal::last_seal(store).await? else { return Ok(true) };
+    let at = chrono::DateTime::parse_from_rfc3339(&last.sealed_at)
+        .map_err(|e| seal::SealError::BadSeal(format!("sealed_at: {e}")))?;
+    let age = chrono::Utc::now().signed_duration_since(at).to_std().unwrap_or_default();
+    Ok(age >= every)
+}

@@ -229,6 +229,21 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
     #[arg(long = "drain-seconds", env = "CORTEX_DRAIN_SECONDS", default_value_t = 30)]
     pub drain_seconds: u64,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+/// Sealing by `cortex serve` (issue 23).
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// The Ed25519 key (`cortex audit keygen`) to seal the log with; without it nothing is
+    /// sealed. Sealing runs in the processes that run the projections or the evaluator.
+    #[arg(long = "audit-key", env = "CORTEX_AUDIT_KEY")]
+    pub key: Option<std::path::PathBuf>,
+    /// Seconds between seals: a process seals when the last seal in the log is this old (so
+    /// that several processes seal once between them).
+    #[arg(long = "audit-seal-seconds", env = "CORTEX_AUDIT_SEAL_SECONDS", default_value_t = 3600)]
+    pub seal_seconds: u64,
 }
 
 /// The components of `cortex serve`.

@@ -210,6 +210,17 @@ impl Application {
         };
         if runs(Component::Projections) || runs(Component::Evaluator) {
             let (pool, store) = (pipeline_pool, pipeline_store);
+            if let Some(key) = &args.audit.key {
+                // Read at start: a key that cannot be read stops the start, not a seal an hour on.
+                let key = cortex_query::audit::seal::read_key(key).context("reading CORTEX_AUDIT_KEY")?;
+                let every = Duration::from_secs(args.audit.seal_seconds.max(1));
+                let store = store.clone();
+                pipeline_tasks.push((
+                    "audit-sealer",
+                    Box::pin(crate::audit::seal_every(store, key, every))
+                        as futures::future::BoxFuture<'static, ()>,
+                ));
+            }
             if runs(Component::Projections) {
                 let settings = args.projections.settings();
                 let url = args.db.database_url.expose_secret().to_owned();

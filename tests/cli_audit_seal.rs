@@ -247,3 +247,55 @@ async fn verify_names_altered_removed_and_swapped_events_and_foreign_seals() {
     db.drop_database().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn serve_seals_the_log_on_its_period_and_each_seal_follows_the_one_before() {
+    let db = TestDatabase::create().await;
+    let dir = std::env::temp_dir().join(format!("cortex-audit-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key, public) = keygen(&dir, "seal.pem");
+    let tenant = json(cortex(&db).args(["tenants", "create", "acme"]).output().unwrap());
+    let api_key = tenant["api_key"].as_str().unwrap().to_owned();
+    let (server, base) =
+        common::serve_with_env(&db, &[], &[("CORTEX_AUDIT_KEY", &key), ("CORTEX_AUDIT_SEAL_SECONDS", "1")]);
+    let _stop = Stop(vec![server]);
+    wait_until_up(&base).await;
+    let client = reqwest::Client::new();
+    let seals = || async {
+        sqlx::query_as::<_, (sqlx::types::Json<Value>,)>(
+            "SELECT data::jsonb FROM es_events WHERE stream_name = 'audit-seals' ORDER BY stream_revision",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(d,)| d.0)
+        .collect::<Vec<Value>>()
+    };
+    for n in 0..3 {
+        let record = json!({"id": format!("/subscriptions/s1/resourceGroups/rg/providers/X.Y/z/r{n}"),
+                            "name": format!("r{n}"), "type": "X.Y/z", "location": "westeurope"});
+        let answer = client
+            .post(format!("{base}/v1/resources"))
+            .bearer_auth(&api_key)
+            .json(&record)
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success());
+        let before = seals().await.len();
+        common::eventually("a new seal", async || seals().await.len() > before).await;
+    }
+    let all = seals().await;
+    for pair in all.windows(2) {
+        assert_eq!(pair[1]["previous"], pair[0]["digest"], "chained: {pair:?}");
+        assert_eq!(pair[1]["previous_position"], pair[0]["position"]);
+    }
+    assert!(all.iter().all(|s| s["public_key"] == public.as_str()));
+    let out = cortex(&db).args(["audit", "verify", "--json", "--key", &key]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["seals"], all.len());
+    db.drop_database().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
