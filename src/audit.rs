@@ -43,6 +43,24 @@ pub enum AuditCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// The tenant's compliance summary as it stood at TIME, by replaying the log up to TIME
+    /// through the compliance projection's model: the shape of `GET /v1/compliance/summary`.
+    Summary {
+        #[arg(long)]
+        tenant: Uuid,
+        /// RFC 3339 (`2026-12-01T00:00:00Z`); not in the future.
+        #[arg(long)]
+        at: chrono::DateTime<chrono::Utc>,
+        #[arg(long = "group-by", value_enum)]
+        group_by: Option<SummaryGroup>,
+        /// Print the route's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Write a new Ed25519 signing key for seals (PKCS#8 PEM, mode 0600) to FILE, which must
     /// not exist yet; print its public key (64 hex digits).
     Keygen {
@@ -115,6 +133,22 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::json!({ "items": items }));
             } else {
                 print_table(&items);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Summary { tenant, at, group_by, json, db, store } => {
+            if at > chrono::Utc::now() {
+                return Ok(usage(&anyhow::anyhow!("--at {at} is in the future")));
+            }
+            let pool = db.pool().await?;
+            let store = store.open(&pool)?;
+            let summary = audit::as_of::summary_at(store.as_ref(), tenant, at, group_by.map(Into::into))
+                .await
+                .with_context(|| format!("replaying tenant {tenant}'s log up to {at}"))?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                print_summary(&summary, at);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -193,6 +227,48 @@ fn keygen(out: &std::path::Path) -> anyhow::Result<ExitCode> {
     file.write_all(pem.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
     println!("{}", seal::public_key(&key));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--group-by` of `audit summary`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum SummaryGroup {
+    Subscription,
+    ResourceType,
+    Policy,
+}
+
+impl From<SummaryGroup> for cortex_query::reads::GroupBy {
+    fn from(g: SummaryGroup) -> Self {
+        match g {
+            SummaryGroup::Subscription => Self::Subscription,
+            SummaryGroup::ResourceType => Self::ResourceType,
+            SummaryGroup::Policy => Self::Policy,
+        }
+    }
+}
+
+fn print_summary(summary: &cortex_query::reads::compliance::Summary, at: chrono::DateTime<chrono::Utc>) {
+    let line = |label: &str, t: &cortex_query::reads::compliance::Tally| {
+        let pct = t.percentage.map(|p| format!("{:.1} %", p * 100.0)).unwrap_or_else(|| "-".into());
+        println!(
+            "{label:<48} {:>8} {:>10} {:>14} {:>8} {:>8}",
+            t.total, t.compliant, t.non_compliant, t.exempt, pct
+        );
+    };
+    println!("as of {at}");
+    println!(
+        "{:<48} {:>8} {:>10} {:>14} {:>8} {:>8}",
+        "", "total", "compliant", "non_compliant", "exempt", "%"
+    );
+    line("all", &summary.tally);
+    for g in &summary.groups {
+        let label = match &g.name {
+            Some(name) => format!("{} ({name})", g.key),
+            None => g.key.clone(),
+        };
+        line(&label, &g.tally);
+    }
 }
 
 fn usage(e: &anyhow::Error) -> ExitCode {

@@ -91,7 +91,8 @@ pub struct Summary {
     /// The tenant's resources by overall state.
     #[serde(flatten)]
     pub tally: Tally,
-    /// Ordered by key; groups with a total of 0 are left out.
+    /// Ordered by key (byte order, whatever the database's collation); groups with a total
+    /// of 0 are left out.
     pub groups: Vec<Group>,
 }
 
@@ -142,7 +143,7 @@ impl Reads {
             }
         };
         let sql = format!(
-            "SELECT 0 AS part, NULL AS key, NULL AS name, compliant, non_compliant, exempt \
+            "SELECT 0 AS part, NULL::text COLLATE \"C\" AS key, NULL::text AS name, compliant, non_compliant, exempt \
              FROM rm_compliance.tenant_totals WHERE tenant_id = $1 {groups} ORDER BY part, key"
         );
         let rows =

@@ -1,0 +1,105 @@
+//! Answers as they stood at a past time, by replay (issue 23; DESIGN §8's `as_of` rows).
+//!
+//! The compliance summary at TIME is the compliance projection's own model
+//! ([`cortex_projections::compliance::Model`], no I/O) fed, in log order, every event of the
+//! tenant that the projection reads and that was recorded at or before TIME; its tables are
+//! then cut as `GET /v1/compliance/summary` cuts the live ones. One code path decides both,
+//! so a past answer is what the live route answered then, once the projection had caught up.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use cortex_events::{DomainEvent, EventStore, StoreError, SubscriptionItem, catalog::DecodeError};
+use cortex_projections::compliance::{Counts, EventMeta, Model};
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::reads::{
+    GroupBy,
+    compliance::{Group, Summary},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AsOfError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a stored event does not decode: {0}")]
+    Decode(#[from] DecodeError),
+}
+
+/// The tenant's compliance model as it stood at `at`: every event of the tenant that the
+/// compliance projection reads, recorded at or before `at`, applied in log order.
+#[tracing::instrument(skip(store))]
+pub async fn compliance_model_at(
+    store: &dyn EventStore,
+    tenant: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Model, AsOfError> {
+    let mut model = Model::default();
+    let mut events = store.subscribe_all(None, cortex_projections::compliance::filter());
+    let head = store.head().await?;
+    while let Some(item) = events.next().await {
+        let event = match item? {
+            SubscriptionItem::Event(event) => event,
+            SubscriptionItem::CaughtUp => break,
+            SubscriptionItem::Checkpoint(_) => continue,
+        };
+        if head.is_some_and(|h| event.position > h) {
+            break;
+        }
+        // Not a stop at the first later event: a transaction that started earlier can commit
+        // later, so recording times are not quite in log order.
+        if event.tenant_id() != tenant || event.recorded_at > at {
+            continue;
+        }
+        model.apply(&EventMeta::from(&*event), &DomainEvent::from_recorded(&event)?);
+    }
+    Ok(model)
+}
+
+/// `GET /v1/compliance/summary` as it stood at `at`.
+pub async fn summary_at(
+    store: &dyn EventStore,
+    tenant: Uuid,
+    at: DateTime<Utc>,
+    group_by: Option<GroupBy>,
+) -> Result<Summary, AsOfError> {
+    Ok(summary_of(&compliance_model_at(store, tenant, at).await?, tenant, group_by))
+}
+
+/// The summary of one tenant's model, cut as the live route cuts the tables (groups in byte
+/// order of their keys, as the route orders them).
+pub fn summary_of(model: &Model, tenant: Uuid, group_by: Option<GroupBy>) -> Summary {
+    let tables = model.tables();
+    let tally =
+        tables.tenant_totals.iter().find(|t| t.tenant_id == tenant).map(|t| t.counts).unwrap_or_default();
+    let mut groups: BTreeMap<String, (Option<String>, Counts)> = BTreeMap::new();
+    let mut add = |key: String, name: Option<String>, c: Counts| {
+        let entry = groups.entry(key).or_insert((name, Counts::default()));
+        entry.1.compliant += c.compliant;
+        entry.1.non_compliant += c.non_compliant;
+        entry.1.exempt += c.exempt;
+    };
+    match group_by {
+        None => {}
+        Some(GroupBy::Subscription) => {
+            for row in tables.summary.iter().filter(|r| r.tenant_id == tenant) {
+                add(row.subscription_id.clone(), None, row.counts);
+            }
+        }
+        Some(GroupBy::ResourceType) => {
+            for row in tables.summary.iter().filter(|r| r.tenant_id == tenant) {
+                add(row.resource_type.clone(), None, row.counts);
+            }
+        }
+        Some(GroupBy::Policy) => {
+            for row in tables.policies.iter().filter(|r| r.tenant_id == tenant && r.counts.total() > 0) {
+                add(row.policy_id.to_string(), Some(row.name.clone()), row.counts);
+            }
+        }
+    }
+    Summary {
+        tally: tally.into(),
+        groups: groups.into_iter().map(|(key, (name, c))| Group { key, name, tally: c.into() }).collect(),
+    }
+}
