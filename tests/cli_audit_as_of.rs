@@ -152,6 +152,30 @@ async fn summaries_as_of_past_moments_equal_what_the_live_api_answered_then() {
         }
         let replayed = json(c.output().unwrap());
         assert_eq!(&replayed, live, "at {at}, group_by {group:?}");
+        // The same over HTTP, as an answer that never changes.
+        let path = match group {
+            Some(g) => format!("{}/v1/compliance/summary?as_of={at}&group_by={g}", api.base),
+            None => format!("{}/v1/compliance/summary?as_of={at}", api.base),
+        };
+        let answer = api.client.get(&path).bearer_auth(&api.key).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.headers()["cache-control"], "private, max-age=31536000, immutable");
+        assert_eq!(&answer.json::<Value>().await.unwrap(), live, "HTTP at {at}, group_by {group:?}");
+    }
+    for (bad, why) in [("2999-01-01T00:00:00Z", "in the future"), ("yesterday", "RFC 3339")] {
+        let answer = api
+            .client
+            .get(format!("{}/v1/compliance/summary?as_of={bad}", api.base))
+            .bearer_auth(&api.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400);
+        let problem: Value = answer.json().await.unwrap();
+        assert!(
+            problem["errors"][0]["pointer"] == "/as_of" && problem["detail"].as_str().unwrap().contains(why),
+            "{problem}"
+        );
     }
 
     // A time in the future is a usage error.

@@ -273,8 +273,18 @@ impl From<ReadError> for ApiError {
 /// 200 with the body and its `ETag`, or 304 when `If-None-Match` names that tag (or is `*`).
 /// Answers are per tenant: shared caches must not keep them, and a client revalidates.
 pub fn respond(request_headers: &ReadHeaders, prepared: Prepared) -> Response {
+    respond_with(request_headers, prepared, "private, no-cache")
+}
+
+/// [`respond`] for an answer that never changes (a past time's, `as_of`): a client may keep
+/// it for a year without asking again.
+pub fn respond_immutable(request_headers: &ReadHeaders, prepared: Prepared) -> Response {
+    respond_with(request_headers, prepared, "private, max-age=31536000, immutable")
+}
+
+fn respond_with(request_headers: &ReadHeaders, prepared: Prepared, cache: &'static str) -> Response {
     let etag = prepared.etag;
-    let cache_control = (header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    let cache_control = (header::CACHE_CONTROL, HeaderValue::from_static(cache));
     // Tags are visible ASCII (`Prepared`, and the cache's decoding checks it).
     if etag.to_str().is_ok_and(|ours| none_match(&request_headers.if_none_match, ours)) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), cache_control]).into_response();

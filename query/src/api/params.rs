@@ -126,6 +126,25 @@ impl Params {
         found
     }
 
+    /// `as_of`: an RFC 3339 time, not in the future (issue 23).
+    pub fn as_of(&mut self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let text = self.single("as_of")?;
+        match chrono::DateTime::parse_from_rfc3339(&text) {
+            Ok(t) if t > chrono::Utc::now() => {
+                self.faults.push(fault("as_of", format!("{text} is in the future")));
+                None
+            }
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(e) => {
+                self.faults.push(fault(
+                    "as_of",
+                    format!("must be an RFC 3339 time (2026-12-01T00:00:00Z), not {text:?}: {e}"),
+                ));
+                None
+            }
+        }
+    }
+
     /// Every fault as one 400, or nothing.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.faults.is_empty() {

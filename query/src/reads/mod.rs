@@ -40,7 +40,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// `value` as JSON, tagged with a digest of the bytes.
-    fn json<T: Serialize>(value: &T) -> Result<Self, ReadError> {
+    pub(crate) fn json<T: Serialize>(value: &T) -> Result<Self, ReadError> {
         let body = serde_json::to_vec(value).map_err(ReadError::Encode)?;
         let etag = quoted(&hex::encode(Sha256::digest(&body))[..32]);
         Ok(Self { body: Bytes::from(body), etag })
@@ -103,6 +103,11 @@ pub struct Reads {
 }
 
 impl Reads {
+    /// The event store (histories and `as_of` answers read it).
+    pub fn store(&self) -> &dyn EventStore {
+        self.store.as_ref()
+    }
+
     /// Reads the read models in `pool` and histories from `store`.
     pub fn new(pool: PgPool, store: Arc<dyn EventStore>) -> Self {
         Self { pool, store }
