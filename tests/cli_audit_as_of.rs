@@ -1,4 +1,4 @@
-//! `cortex audit summary --at`: the compliance summary as it stood at a past moment, by replay,
+//! `cortex audit summary --at`, `cortex audit state --at` and `as_of` over HTTP: a past answer, by replay,
 //! equals what the live API answered at that moment (issue 23).
 
 mod common;
@@ -73,7 +73,7 @@ async fn settle(db: &TestDatabase) {
 const GROUPS: [Option<&str>; 4] = [None, Some("subscription"), Some("resource_type"), Some("policy")];
 
 #[tokio::test]
-async fn summaries_as_of_past_moments_equal_what_the_live_api_answered_then() {
+async fn summaries_and_resources_as_of_past_moments_equal_what_the_live_api_answered_then() {
     let db = TestDatabase::create().await;
     let tenant = json(cortex(&db).args(["tenants", "create", "acme"]).output().unwrap());
     let tenant_id = tenant["tenant_id"].as_str().unwrap().to_owned();
@@ -85,7 +85,16 @@ async fn summaries_as_of_past_moments_equal_what_the_live_api_answered_then() {
 
     // (moment, group_by, the live answer)
     let mut seen: Vec<(String, Option<&str>, Value)> = Vec::new();
-    let moment = async |api: &Api, seen: &mut Vec<(String, Option<&str>, Value)>| {
+    // (moment, resource id, the live status and answer)
+    let mut resources: Vec<(String, String, u16, Value)> = Vec::new();
+    let tenant_uuid: uuid::Uuid = tenant_id.parse().unwrap();
+    let watched = [("a", "s1", "vm"), ("b", "s1", "db"), ("c", "s2", "vm")].map(|(n, sub, kind)| {
+        let cloud_id = format!("/subscriptions/{sub}/resourceGroups/rg/providers/X.Y/{kind}/{n}");
+        cortex_events::resource_id(tenant_uuid, &cloud_id).to_string()
+    });
+    let moment = async |api: &Api,
+                        seen: &mut Vec<(String, Option<&str>, Value)>,
+                        resources: &mut Vec<(String, String, u16, Value)>| {
         settle(&db).await;
         let mut answers = Vec::new();
         for g in GROUPS {
@@ -94,12 +103,24 @@ async fn summaries_as_of_past_moments_equal_what_the_live_api_answered_then() {
             });
             answers.push((g, api.send(reqwest::Method::GET, &path, None).await));
         }
+        let mut records = Vec::new();
+        for id in &watched {
+            let r = api
+                .client
+                .get(format!("{}/v1/resources/{id}", api.base))
+                .bearer_auth(&api.key)
+                .send()
+                .await
+                .unwrap();
+            records.push((id.clone(), r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null)));
+        }
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         tokio::time::sleep(Duration::from_millis(20)).await;
         seen.extend(answers.into_iter().map(|(g, a)| (at.clone(), g, a)));
+        resources.extend(records.into_iter().map(|(id, status, body)| (at.clone(), id, status, body)));
     };
 
-    moment(&api, &mut seen).await; // nothing yet
+    moment(&api, &mut seen, &mut resources).await; // nothing yet
     let p1 = api.post("/v1/policies", allowed_locations("eu only", &["westeurope"])).await["policy_id"]
         .as_str()
         .unwrap()
@@ -118,7 +139,7 @@ async fn summaries_as_of_past_moments_equal_what_the_live_api_answered_then() {
                 .to_owned(),
         );
     }
-    moment(&api, &mut seen).await;
+    moment(&api, &mut seen, &mut resources).await;
     api.send(
         reqwest::Method::PUT,
         &format!("/v1/policies/{p1}"),
@@ -129,17 +150,17 @@ async fn summaries_as_of_past_moments_equal_what_the_live_api_answered_then() {
         .as_str()
         .unwrap()
         .to_owned();
-    moment(&api, &mut seen).await;
+    moment(&api, &mut seen, &mut resources).await;
     api.post(&format!("/v1/policies/{p2}/exemptions"), json!({"resource_id": ids[0], "reason": "waiver"}))
         .await;
     api.post("/v1/resources", record("b", "s1", "X.Y/db", "westeurope")).await;
-    moment(&api, &mut seen).await;
+    moment(&api, &mut seen, &mut resources).await;
     api.send(reqwest::Method::DELETE, &format!("/v1/resources/{}", ids[2]), None).await;
     api.post(&format!("/v1/policies/{p1}/disable"), json!({})).await;
-    moment(&api, &mut seen).await;
+    moment(&api, &mut seen, &mut resources).await;
     api.send(reqwest::Method::DELETE, &format!("/v1/policies/{p2}"), None).await;
     api.post(&format!("/v1/policies/{p1}/enable"), json!({})).await;
-    moment(&api, &mut seen).await;
+    moment(&api, &mut seen, &mut resources).await;
 
     let distinct: std::collections::BTreeSet<String> =
         seen.iter().filter(|s| s.1.is_none()).map(|s| s.2.to_string()).collect();
@@ -162,6 +183,43 @@ async fn summaries_as_of_past_moments_equal_what_the_live_api_answered_then() {
         assert_eq!(answer.headers()["cache-control"], "private, max-age=31536000, immutable");
         assert_eq!(&answer.json::<Value>().await.unwrap(), live, "HTTP at {at}, group_by {group:?}");
     }
+    // Each watched resource as of each moment: what the live GET answered, by HTTP and CLI.
+    let statuses: std::collections::BTreeSet<u16> = resources.iter().map(|r| r.2).collect();
+    assert_eq!(statuses, [200, 404].into(), "before registration, live and deleted");
+    for (at, id, status, live) in &resources {
+        let answer = api
+            .client
+            .get(format!("{}/v1/resources/{id}?as_of={at}", api.base))
+            .bearer_auth(&api.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), *status, "{id} at {at}");
+        if *status == 200 {
+            assert_eq!(answer.headers()["cache-control"], "private, max-age=31536000, immutable");
+            assert_eq!(&answer.json::<Value>().await.unwrap(), live, "{id} at {at}");
+        }
+        let out =
+            cortex(&db).args(["audit", "state", "--resource", id, "--at", at, "--json"]).output().unwrap();
+        if *status == 200 {
+            assert_eq!(&json(out), live, "CLI: {id} at {at}");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "CLI: {id} at {at}");
+        }
+    }
+    // By revision: the first registration of `b`, as it was then.
+    let first = json(
+        cortex(&db)
+            .args(["audit", "state", "--resource", &watched[1], "--revision", "0", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        (first["revision"].as_i64(), first["location"].as_str()),
+        (Some(0), Some("eastus")),
+        "{first}"
+    );
+
     for (bad, why) in [("2999-01-01T00:00:00Z", "in the future"), ("yesterday", "RFC 3339")] {
         let answer = api
             .client

@@ -21,20 +21,31 @@ pub struct ResourcesProjector;
 /// The model name in change notices.
 pub const MODEL: &str = "resources";
 
-#[derive(Debug, Clone)]
-struct Row {
-    cloud_id: String,
-    name: String,
-    resource_type: String,
-    location: String,
-    kind: Option<String>,
-    tags: Value,
-    properties: Value,
-    subscription_id: String,
-    resource_group: String,
-    revision: i64,
-    registered_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+/// A row of `rm_resources.resources` (its key aside).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub cloud_id: String,
+    pub name: String,
+    pub resource_type: String,
+    pub location: String,
+    pub kind: Option<String>,
+    pub tags: Value,
+    pub properties: Value,
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub revision: i64,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The row this projection holds for a resource once it has applied `events`, the
+/// resource's stream from its first event, in order (an audit's state at a point, issue 23):
+/// `None` when the resource was deleted, or never registered. The projector's own fold.
+pub fn row_after(events: &[RecordedEvent]) -> Result<Option<Row>, ApplyError> {
+    Ok(fold(events)?.into_iter().find_map(|(_, action)| match action {
+        Action::Write(row) => Some(*row),
+        Action::Delete | Action::Patch(_) => None,
+    }))
 }
 
 /// Columns to change on an existing row (`None` = unchanged).

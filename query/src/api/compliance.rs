@@ -41,10 +41,7 @@ pub async fn summary(
         // live answers' notices evict) and the client keeps it.
         let summary = crate::audit::as_of::summary_at(state.reads.store(), caller.tenant_id, at, group_by)
             .await
-            .map_err(|e| match e {
-                crate::audit::as_of::AsOfError::Store(e) => ApiError::from(crate::reads::ReadError::Store(e)),
-                e => ApiError::Unexpected(e.into()),
-            })?;
+            .map_err(super::as_of_error)?;
         let prepared = crate::reads::Prepared::json(&summary).map_err(ApiError::from)?;
         return Ok(super::respond_immutable(&headers, prepared));
     }

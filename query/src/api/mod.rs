@@ -270,6 +270,14 @@ impl From<ReadError> for ApiError {
     }
 }
 
+/// An `as_of` replay that failed: the store's faults as a read's, the rest unexpected.
+pub(crate) fn as_of_error(e: crate::audit::as_of::AsOfError) -> ApiError {
+    match e {
+        crate::audit::as_of::AsOfError::Store(e) => ApiError::from(ReadError::Store(e)),
+        e => ApiError::Unexpected(e.into()),
+    }
+}
+
 /// 200 with the body and its `ETag`, or 304 when `If-None-Match` names that tag (or is `*`).
 /// Answers are per tenant: shared caches must not keep them, and a client revalidates.
 pub fn respond(request_headers: &ReadHeaders, prepared: Prepared) -> Response {

@@ -106,7 +106,8 @@ pub async fn list(
 
 /// One resource with its latest result per enabled policy.
 #[utoipa::path(get, path = "/v1/resources/{resource_id}", tag = "queries", operation_id = "get_resource",
-    params(("resource_id" = Uuid, Path), ("X-Cortex-After" = Option<String>, Header, description = "read-your-writes: a command's `position`; the answer waits until the read models passed it (or use the `after` parameter)"),),
+    params(("resource_id" = Uuid, Path), ("X-Cortex-After" = Option<String>, Header, description = "read-your-writes: a command's `position`; the answer waits until the read models passed it (or use the `after` parameter)"),
+        ("as_of" = Option<String>, Query, description = "RFC 3339, not in the future: the resource as it stood then, by replay (an answer that never changes: `Cache-Control: private, max-age=31536000, immutable`); 404 before it existed, and after its deletion as a live GET answers")),
     responses(
         (status = 200, body = ResourceDetail, headers(("ETag" = String, description = "\"<revision>-<compliance digest>\""))),
         (status = 304), (status = 400), (status = 401),
@@ -119,10 +120,23 @@ pub async fn get(
     headers: ReadHeaders,
 ) -> Result<Response, ApiError> {
     let resource_id = path_uuid("resource_id", &resource_id)?;
-    Params::parse(raw.as_deref(), &[]).finish()?;
+    let mut p = Params::parse(raw.as_deref(), &["as_of"]);
+    let as_of = p.as_of();
+    p.finish()?;
     let after = read_after(raw.as_deref(), &headers)?;
-    let key = CacheKey::Entity(Entity::Resource, resource_id);
     let tenant = caller.tenant_id;
+    if let Some(at) = as_of {
+        use crate::audit::as_of::{Cut, ResourceAt, resource_at};
+        let found = resource_at(state.reads.store(), Some(tenant), resource_id, Cut::At(at)).await;
+        return match found.map_err(super::as_of_error)? {
+            ResourceAt::Found(detail) => {
+                Ok(super::respond_immutable(&headers, crate::reads::Prepared::json(&*detail)?))
+            }
+            ResourceAt::NotYet => Err(ApiError::NotFound { what: "resource (at that time)" }),
+            ResourceAt::Deleted => Err(ApiError::NotFound { what: "resource" }),
+        };
+    }
+    let key = CacheKey::Entity(Entity::Resource, resource_id);
     state
         .answer(tenant, &headers, after, key, &Projection::ALL, || state.reads.resource(tenant, resource_id))
         .await

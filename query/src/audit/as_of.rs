@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use cortex_events::{DomainEvent, EventStore, StoreError, SubscriptionItem, catalog::DecodeError};
+use cortex_events::{
+    DomainEvent, EventStore, RecordedEvent, StoreError, SubscriptionItem, catalog::DecodeError,
+};
 use cortex_projections::compliance::{Counts, EventMeta, Model};
 use futures::StreamExt;
 use uuid::Uuid;
@@ -17,6 +19,7 @@ use uuid::Uuid;
 use crate::reads::{
     GroupBy,
     compliance::{Group, Summary},
+    resources::{ComplianceEntry, ResourceDetail, ResourceItem},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,108 @@ pub enum AsOfError {
     Store(#[from] StoreError),
     #[error("a stored event does not decode: {0}")]
     Decode(#[from] DecodeError),
+    #[error("a stored event does not apply: {0}")]
+    Apply(#[from] cortex_projections::ApplyError),
+}
+
+/// Where to cut a resource's history.
+#[derive(Debug, Clone, Copy)]
+pub enum Cut {
+    /// Everything recorded at or before this time.
+    At(DateTime<Utc>),
+    /// The stream up to this revision (and the compliance results recorded by then).
+    Revision(u64),
+}
+
+/// A resource at a past point.
+#[derive(Debug)]
+pub enum ResourceAt {
+    /// No event of it yet (or it is another tenant's).
+    NotYet,
+    /// Deleted by then (and not registered again).
+    Deleted,
+    /// As `GET /v1/resources/{id}` answered then.
+    Found(Box<ResourceDetail>),
+}
+
+/// The resource as it stood at `cut`: its record by the resources projection's own fold of
+/// its stream, its results and overall state by the compliance model at that time. `tenant`:
+/// the caller's (another tenant's resource is [`ResourceAt::NotYet`]); `None` takes the
+/// stream's.
+#[tracing::instrument(skip(store))]
+pub async fn resource_at(
+    store: &dyn EventStore,
+    tenant: Option<Uuid>,
+    resource_id: Uuid,
+    cut: Cut,
+) -> Result<ResourceAt, AsOfError> {
+    let stream = cortex_events::StreamName::resource(resource_id);
+    let mut events = Vec::new();
+    loop {
+        let page =
+            store.read_stream(&stream, events.len() as u64, cortex_events::Direction::Forwards, 1024).await?;
+        let full = page.len() == 1024;
+        events.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let Some(owner) = events.first().map(RecordedEvent::tenant_id) else { return Ok(ResourceAt::NotYet) };
+    if tenant.is_some_and(|t| t != owner) {
+        return Ok(ResourceAt::NotYet);
+    }
+    events.retain(|e| match cut {
+        Cut::At(at) => e.recorded_at <= at,
+        Cut::Revision(n) => e.revision <= n,
+    });
+    let Some(last) = events.last() else { return Ok(ResourceAt::NotYet) };
+    let at = match cut {
+        Cut::At(at) => at,
+        Cut::Revision(_) => last.recorded_at,
+    };
+    let Some(row) = cortex_projections::resources::row_after(&events)? else {
+        return Ok(ResourceAt::Deleted);
+    };
+    let tables = compliance_model_at(store, owner, at).await?.tables();
+    let enabled: std::collections::BTreeSet<Uuid> =
+        tables.policies.iter().filter(|p| p.tenant_id == owner && p.enabled).map(|p| p.policy_id).collect();
+    let mut compliance: Vec<ComplianceEntry> = tables
+        .results
+        .iter()
+        .filter(|r| r.tenant_id == owner && r.resource_id == resource_id && enabled.contains(&r.policy_id))
+        .map(|r| ComplianceEntry {
+            policy_id: r.policy_id,
+            state: r.state.as_str().to_owned(),
+            reason: r.reason.clone(),
+            evaluated_at: r.evaluated_at,
+        })
+        .collect();
+    compliance.sort_by_key(|c| c.policy_id);
+    let state = tables
+        .resources
+        .iter()
+        .find(|r| r.tenant_id == owner && r.resource_id == resource_id)
+        .and_then(|r| r.state())
+        .map(|s| s.as_str().to_owned());
+    Ok(ResourceAt::Found(Box::new(ResourceDetail {
+        resource: ResourceItem {
+            resource_id,
+            id: row.cloud_id,
+            name: row.name,
+            resource_type: row.resource_type,
+            location: row.location,
+            kind: row.kind,
+            tags: row.tags,
+            properties: row.properties,
+            subscription_id: row.subscription_id,
+            resource_group: row.resource_group,
+            revision: row.revision,
+            registered_at: row.registered_at,
+            updated_at: row.updated_at,
+            compliance_state: state,
+        },
+        compliance,
+    })))
 }
 
 /// The tenant's compliance model as it stood at `at`: every event of the tenant that the
