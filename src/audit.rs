@@ -15,6 +15,14 @@ use uuid::Uuid;
 
 use crate::config::{DatabaseArgs, StoreArgs};
 
+/// `println!` that ends quietly when stdout is gone (`cortex audit history | head`) instead
+/// of panicking: what is left to print has no reader.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Every event of a resource (its own stream and its compliance stream) or of a policy
@@ -151,7 +159,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             if json {
-                println!("{}", serde_json::json!({ "items": items }));
+                out!("{}", serde_json::json!({ "items": items }));
             } else {
                 print_table(&items);
             }
@@ -183,7 +191,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(1))
                 }
                 ResourceAt::Found(detail) if json => {
-                    println!("{}", serde_json::to_string(&detail)?);
+                    out!("{}", serde_json::to_string(&detail)?);
                     Ok(ExitCode::SUCCESS)
                 }
                 ResourceAt::Found(detail) => {
@@ -202,7 +210,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("replaying tenant {tenant}'s log up to {at}"))?;
             if json {
-                println!("{}", serde_json::to_string(&summary)?);
+                out!("{}", serde_json::to_string(&summary)?);
             } else {
                 print_summary(&summary, at);
             }
@@ -215,7 +223,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let store = store.open(&pool)?;
             let sealed = seal::seal(store.as_ref(), &key).await.context("sealing the log")?;
             // The line to keep: the seal without the stream heads (they stay in the log).
-            println!("{}", serde_json::to_string(&AuditSealed { heads: Vec::new(), ..sealed.clone() })?);
+            out!("{}", serde_json::to_string(&AuditSealed { heads: Vec::new(), ..sealed.clone() })?);
             if !json {
                 eprintln!(
                     "sealed {} events up to position {}: digest {}",
@@ -256,7 +264,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 eprintln!();
             }
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                out!("{}", serde_json::to_string(&report)?);
             } else {
                 print_report(&report);
             }
@@ -281,7 +289,7 @@ fn keygen(out: &std::path::Path) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e).with_context(|| format!("creating {}", out.display())),
     };
     file.write_all(pem.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
-    println!("{}", seal::public_key(&key));
+    out!("{}", seal::public_key(&key));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -306,34 +314,35 @@ impl From<SummaryGroup> for cortex_query::reads::GroupBy {
 
 fn print_state(detail: &cortex_query::reads::resources::ResourceDetail) {
     let r = &detail.resource;
-    println!("{} ({}) at revision {}", r.name, r.resource_id, r.revision);
-    println!("  id               {}", r.id);
-    println!("  type             {}", r.resource_type);
-    println!("  location         {}", r.location);
-    println!("  subscription     {}", r.subscription_id);
-    println!("  resource group   {}", r.resource_group);
-    println!("  tags             {}", r.tags);
-    println!("  registered       {}", r.registered_at);
-    println!("  updated          {}", r.updated_at);
-    println!("  compliance       {}", r.compliance_state.as_deref().unwrap_or("-"));
+    out!("{} ({}) at revision {}", r.name, r.resource_id, r.revision);
+    out!("  id               {}", r.id);
+    out!("  type             {}", r.resource_type);
+    out!("  location         {}", r.location);
+    out!("  subscription     {}", r.subscription_id);
+    out!("  resource group   {}", r.resource_group);
+    out!("  tags             {}", r.tags);
+    out!("  registered       {}", r.registered_at);
+    out!("  updated          {}", r.updated_at);
+    out!("  compliance       {}", r.compliance_state.as_deref().unwrap_or("-"));
     for c in &detail.compliance {
-        println!("    {} {:<15} {}", c.policy_id, c.state, c.reason.as_deref().unwrap_or(""));
+        out!("    {} {:<15} {}", c.policy_id, c.state, c.reason.as_deref().unwrap_or(""));
     }
 }
 
 fn print_summary(summary: &cortex_query::reads::compliance::Summary, at: chrono::DateTime<chrono::Utc>) {
     let line = |label: &str, t: &cortex_query::reads::compliance::Tally| {
         let pct = t.percentage.map(|p| format!("{:.1} %", p * 100.0)).unwrap_or_else(|| "-".into());
-        println!(
+        out!(
             "{label:<48} {:>8} {:>10} {:>14} {:>8} {:>8}",
-            t.total, t.compliant, t.non_compliant, t.exempt, pct
+            t.total,
+            t.compliant,
+            t.non_compliant,
+            t.exempt,
+            pct
         );
     };
-    println!("as of {at}");
-    println!(
-        "{:<48} {:>8} {:>10} {:>14} {:>8} {:>8}",
-        "", "total", "compliant", "non_compliant", "exempt", "%"
-    );
+    out!("as of {at}");
+    out!("{:<48} {:>8} {:>10} {:>14} {:>8} {:>8}", "", "total", "compliant", "non_compliant", "exempt", "%");
     line("all", &summary.tally);
     for g in &summary.groups {
         let label = match &g.name {
@@ -361,7 +370,7 @@ fn read_kept(path: &str) -> anyhow::Result<AuditSealed> {
 }
 
 fn print_report(report: &verify::Report) {
-    println!(
+    out!(
         "{} events in {} streams, {} seal(s){}: {}",
         report.events,
         report.streams,
@@ -374,7 +383,7 @@ fn print_report(report: &verify::Report) {
         }
     );
     for f in &report.findings {
-        println!("  {}", serde_json::to_string(f).unwrap_or_default());
+        out!("  {}", serde_json::to_string(f).unwrap_or_default());
     }
 }
 
@@ -384,10 +393,10 @@ fn resource_streams(id: Uuid) -> Vec<StreamName> {
 
 /// One line per event, then one indented line per change.
 fn print_table(items: &[AuditEntry]) {
-    println!("{:<24} {:<26} {:>4}  {:<26} {:<28} CORRELATION", "TIME", "STREAM", "REV", "EVENT", "ACTOR");
+    out!("{:<24} {:<26} {:>4}  {:<26} {:<40} CORRELATION", "TIME", "STREAM", "REV", "EVENT", "ACTOR");
     for e in items {
-        println!(
-            "{:<24} {:<26} {:>4}  {:<26} {:<28} {}{}",
+        out!(
+            "{:<24} {:<26} {:>4}  {:<26} {:<40} {}{}",
             e.occurred_at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
             short_stream(&e.stream),
             e.revision,
@@ -397,7 +406,7 @@ fn print_table(items: &[AuditEntry]) {
             e.source.as_deref().map(|s| format!("  source {s}")).unwrap_or_default(),
         );
         for c in &e.changes {
-            println!("    {}: {} → {}", c.field, c.before, c.after);
+            out!("    {}: {} → {}", c.field, c.before, c.after);
         }
     }
 }

@@ -94,6 +94,17 @@ async fn history_follows_one_cloud_id_through_retag_rename_delete_and_registrati
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("ResourceRenamed") && text.contains("name: \"vm1\" → \"vm1-renamed\""), "{text}");
 
+    // A reader that goes away (`| head`): the rest is dropped quietly, no panic.
+    let mut gone = cortex(&db)
+        .args(["audit", "history", "--resource", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(gone.stdout.take());
+    let ended = gone.wait_with_output().unwrap();
+    assert!(ended.status.success(), "{:?}: {}", ended.status, String::from_utf8_lossy(&ended.stderr));
+
     // An entity never recorded: exit 1, said on stderr; a cloud id without its tenant: usage.
     let none = cortex(&db)
         .args(["audit", "history", "--resource", &uuid::Uuid::now_v7().to_string()])
