@@ -59,7 +59,7 @@ pub enum AuditCommand {
         #[arg(long)]
         resource: Uuid,
         /// RFC 3339; not in the future.
-        #[arg(long)]
+        #[arg(long, value_parser = past_time)]
         at: Option<chrono::DateTime<chrono::Utc>>,
         /// A revision of the resource's stream (0 is its first event).
         #[arg(long)]
@@ -78,7 +78,7 @@ pub enum AuditCommand {
         #[arg(long)]
         tenant: Uuid,
         /// RFC 3339 (`2026-12-01T00:00:00Z`); not in the future.
-        #[arg(long)]
+        #[arg(long, value_parser = past_time)]
         at: chrono::DateTime<chrono::Utc>,
         #[arg(long = "group-by", value_enum)]
         group_by: Option<SummaryGroup>,
@@ -168,9 +168,6 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::State { resource, at, revision, json, db, store } => {
             use audit::as_of::{Cut, ResourceAt, resource_at};
             let cut = match (at, revision) {
-                (Some(at), _) if at > chrono::Utc::now() => {
-                    return Ok(usage(&anyhow::anyhow!("--at {at} is in the future")));
-                }
                 (Some(at), _) => Cut::At(at),
                 (None, Some(n)) => Cut::Revision(n),
                 // clap requires one of them.
@@ -201,9 +198,6 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             }
         }
         AuditCommand::Summary { tenant, at, group_by, json, db, store } => {
-            if at > chrono::Utc::now() {
-                return Ok(usage(&anyhow::anyhow!("--at {at} is in the future")));
-            }
             let pool = db.pool().await?;
             let store = store.open(&pool)?;
             let summary = audit::as_of::summary_at(store.as_ref(), tenant, at, group_by.map(Into::into))
@@ -247,7 +241,11 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             };
             let pool = db.pool().await?;
             let store = store.open(&pool)?;
-            let total = store.count_after(None).await.ok().flatten();
+            // Only for the progress line: without a count it shows what is done.
+            let total = store.count_after(None).await.unwrap_or_else(|e| {
+                tracing::debug!(error = format!("{e:#}"), "no total for the progress line");
+                None
+            });
             let tty = std::io::stderr().is_terminal();
             let progress = |done: u64| {
                 if tty {
@@ -351,6 +349,17 @@ fn print_summary(summary: &cortex_query::reads::compliance::Summary, at: chrono:
         };
         line(&label, &g.tally);
     }
+}
+
+/// `--at`: an RFC 3339 time, not in the future (else clap's usage error, exit 2).
+fn past_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let at = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| format!("not an RFC 3339 time (2026-12-01T00:00:00Z): {e}"))?
+        .with_timezone(&chrono::Utc);
+    if at > chrono::Utc::now() {
+        return Err(format!("{text} is in the future"));
+    }
+    Ok(at)
 }
 
 fn usage(e: &anyhow::Error) -> ExitCode {

@@ -9,11 +9,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use cortex_events::{
-    DomainEvent, EventStore, RecordedEvent, StoreError, SubscriptionItem, catalog::DecodeError,
-};
+use cortex_events::{DomainEvent, EventStore, RecordedEvent, StoreError, catalog::DecodeError};
 use cortex_projections::compliance::{Counts, EventMeta, Model};
-use futures::StreamExt;
+use futures::TryStreamExt;
 use uuid::Uuid;
 
 use crate::reads::{
@@ -64,16 +62,8 @@ pub async fn resource_at(
     cut: Cut,
 ) -> Result<ResourceAt, AsOfError> {
     let stream = cortex_events::StreamName::resource(resource_id);
-    let mut events = Vec::new();
-    loop {
-        let page =
-            store.read_stream(&stream, events.len() as u64, cortex_events::Direction::Forwards, 1024).await?;
-        let full = page.len() == 1024;
-        events.extend(page);
-        if !full {
-            break;
-        }
-    }
+    let mut events =
+        store.read_streams(std::slice::from_ref(&stream)).await?.remove(&stream).unwrap_or_default();
     let Some(owner) = events.first().map(RecordedEvent::tenant_id) else { return Ok(ResourceAt::NotYet) };
     if tenant.is_some_and(|t| t != owner) {
         return Ok(ResourceAt::NotYet);
@@ -141,17 +131,8 @@ pub async fn compliance_model_at(
     at: DateTime<Utc>,
 ) -> Result<Model, AsOfError> {
     let mut model = Model::default();
-    let mut events = store.subscribe_all(None, cortex_projections::compliance::filter());
-    let head = store.head().await?;
-    while let Some(item) = events.next().await {
-        let event = match item? {
-            SubscriptionItem::Event(event) => event,
-            SubscriptionItem::CaughtUp => break,
-            SubscriptionItem::Checkpoint(_) => continue,
-        };
-        if head.is_some_and(|h| event.position > h) {
-            break;
-        }
+    let mut events = super::events_to_head(store, None, cortex_projections::compliance::filter()).await?;
+    while let Some(event) = events.try_next().await? {
         // Not a stop at the first later event: a transaction that started earlier can commit
         // later, so recording times are not quite in log order.
         if event.tenant_id() != tenant || event.recorded_at > at {

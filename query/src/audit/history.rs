@@ -11,13 +11,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use cortex_events::{Direction, EventStore, RecordedEvent, StoreError, StreamName};
+use cortex_events::{EventStore, RecordedEvent, StoreError, StreamName};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
-
-/// Events read at a time from one stream.
-const PAGE: usize = 1024;
 
 /// One event of an entity, as an auditor reads it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,19 +45,7 @@ pub struct Change {
 /// Every event of `streams`, merged in log order, with its changes.
 #[tracing::instrument(skip(store), fields(streams = streams.len()))]
 pub async fn history(store: &dyn EventStore, streams: &[StreamName]) -> Result<Vec<AuditEntry>, StoreError> {
-    let mut events = Vec::new();
-    for stream in streams {
-        let mut from = 0;
-        loop {
-            let page = store.read_stream(stream, from, Direction::Forwards, PAGE).await?;
-            let full = page.len() == PAGE;
-            from = page.last().map_or(from, |e| e.revision + 1);
-            events.extend(page);
-            if !full {
-                break;
-            }
-        }
-    }
+    let mut events: Vec<RecordedEvent> = store.read_streams(streams).await?.into_values().flatten().collect();
     events.sort_by_key(|e| e.position);
     let mut views: BTreeMap<String, View> = BTreeMap::new();
     Ok(events

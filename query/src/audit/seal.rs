@@ -14,8 +14,8 @@ use std::{collections::BTreeMap, path::Path};
 
 use chrono::Utc;
 use cortex_events::{
-    Direction, DomainEvent, EventFilter, EventStore, ExpectedRevision, Position, Provenance, StoreError,
-    StreamName, SubscriptionItem,
+    Direction, DomainEvent, EventFilter, EventStore, ExpectedRevision, Position, Provenance, RecordedEvent,
+    StoreError, StreamName,
     catalog::{AuditSealed, SEAL_STREAM, StreamHead},
     store::FROM_END,
 };
@@ -23,7 +23,7 @@ use ed25519_dalek::{
     Signature, Signer, SigningKey, Verifier, VerifyingKey,
     pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding},
 };
-use futures::StreamExt;
+use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -142,10 +142,19 @@ pub async fn last_seal(store: &dyn EventStore) -> Result<Option<(AuditSealed, u6
     let stream = seal_stream();
     let last = store.read_stream(&stream, FROM_END, Direction::Backwards, 1).await?;
     let Some(event) = last.into_iter().next() else { return Ok(None) };
-    match DomainEvent::from_recorded(&event) {
-        Ok(DomainEvent::AuditSealed(seal)) => Ok(Some((seal, event.revision))),
-        Ok(other) => Err(SealError::BadSeal(format!("{} in {SEAL_STREAM}", other.event_type()))),
-        Err(e) => Err(SealError::BadSeal(e.to_string())),
+    Ok(Some((decode_seal(&event)?, event.revision)))
+}
+
+/// A seal read back from [`SEAL_STREAM`] (anything else there is a fault of the log).
+pub fn decode_seal(event: &RecordedEvent) -> Result<AuditSealed, SealError> {
+    match DomainEvent::from_recorded(event) {
+        Ok(DomainEvent::AuditSealed(seal)) => Ok(seal),
+        Ok(other) => Err(SealError::BadSeal(format!(
+            "{} at revision {} of {SEAL_STREAM}",
+            other.event_type(),
+            event.revision
+        ))),
+        Err(e) => Err(SealError::BadSeal(format!("revision {} of {SEAL_STREAM}: {e}", event.revision))),
     }
 }
 
@@ -172,25 +181,15 @@ pub async fn seal(store: &dyn EventStore, key: &SigningKey) -> Result<AuditSeale
         }
         None => (Chain::default(), None, NO_DIGEST.to_owned(), None, ExpectedRevision::NoStream),
     };
-    let head = store.head().await?.ok_or(SealError::EmptyLog)?;
     let mut heads: BTreeMap<String, (u64, String)> = BTreeMap::new();
     let mut sealed_to = from;
-    let mut events = store.subscribe_all(from, EventFilter::all());
-    while let Some(item) = events.next().await {
-        match item? {
-            SubscriptionItem::Event(e) if e.position <= head => {
-                chain.add(&e.position.token(), e.stream.as_str(), e.revision, &e.metadata.hash);
-                if heads.len() <= MAX_HEADS {
-                    heads.insert(e.stream.as_str().to_owned(), (e.revision, e.metadata.hash.clone()));
-                }
-                sealed_to = Some(e.position);
-                if e.position == head {
-                    break;
-                }
-            }
-            SubscriptionItem::Event(_) | SubscriptionItem::CaughtUp => break,
-            SubscriptionItem::Checkpoint(_) => {}
+    let mut events = super::events_to_head(store, from, EventFilter::all()).await?;
+    while let Some(e) = events.try_next().await? {
+        chain.add(&e.position.token(), e.stream.as_str(), e.revision, &e.metadata.hash);
+        if heads.len() <= MAX_HEADS {
+            heads.insert(e.stream.as_str().to_owned(), (e.revision, e.metadata.hash.clone()));
         }
+        sealed_to = Some(e.position);
     }
     let position = sealed_to.filter(|p| Some(*p) != from).ok_or(SealError::EmptyLog)?;
     let mut seal = AuditSealed {

@@ -13,15 +13,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use cortex_events::{
-    DomainEvent, EventFilter, EventStore, Position, SubscriptionItem, catalog::AuditSealed,
-    hash::GENESIS_HASH, store::FROM_END,
-};
-use futures::StreamExt;
+use cortex_events::{EventFilter, EventStore, Position, catalog::AuditSealed, hash::GENESIS_HASH};
+use futures::TryStreamExt;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::seal::{Chain, SealError, last_seal, seal_stream, signature_holds};
+use super::seal::{Chain, SealError, decode_seal, seal_stream, signature_holds};
 
 /// What verification found wrong.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -138,17 +135,8 @@ impl Verify {
         let mut chain = Chain::default();
         let mut heads: HashMap<String, (u64, String)> = HashMap::new();
         let mut broken: HashSet<String> = HashSet::new();
-        let mut events = store.subscribe_all(None, EventFilter::all());
-        let head = store.head().await?;
-        while let Some(item) = events.next().await {
-            let e = match item? {
-                SubscriptionItem::Event(e) => e,
-                SubscriptionItem::CaughtUp => break,
-                SubscriptionItem::Checkpoint(_) => continue,
-            };
-            if head.is_some_and(|h| e.position > h) {
-                break;
-            }
+        let mut events = super::events_to_head(store, None, EventFilter::all()).await?;
+        while let Some(e) = events.try_next().await? {
             // Seals whose position lies before this event and was never met: its event is gone.
             while let Some(entry) = by_position.first_entry() {
                 if *entry.key() >= e.position {
@@ -221,31 +209,10 @@ impl Verify {
 
     /// Every seal of the log, oldest first.
     async fn log_seals(&self, store: &dyn EventStore) -> Result<Vec<AuditSealed>, SealError> {
-        if last_seal(store).await?.is_none() {
-            return Ok(Vec::new());
-        }
-        let mut seals = Vec::new();
-        let mut from = 0;
-        loop {
-            let page =
-                store.read_stream(&seal_stream(), from, cortex_events::Direction::Forwards, 1000).await?;
-            let full = page.len() == 1000;
-            for e in &page {
-                match DomainEvent::from_recorded(e) {
-                    Ok(DomainEvent::AuditSealed(seal)) => seals.push(seal),
-                    Ok(_) | Err(_) => {
-                        return Err(SealError::BadSeal(format!(
-                            "{} at revision {}",
-                            e.event_type, e.revision
-                        )));
-                    }
-                }
-            }
-            from = page.last().map_or(from, |e| e.revision + 1);
-            if !full || from == FROM_END {
-                return Ok(seals);
-            }
-        }
+        let stream = seal_stream();
+        let events =
+            store.read_streams(std::slice::from_ref(&stream)).await?.remove(&stream).unwrap_or_default();
+        events.iter().map(decode_seal).collect()
     }
 }
 
